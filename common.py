@@ -1,0 +1,151 @@
+"""Plumbing every training script shares: devices and DDP, presets, the run log, EMA, atomic checkpoints, grids."""
+import csv
+import glob
+import json
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+
+# ---------------------------------------------------------------- errors, presets, devices
+def fail(message):
+    """Print a one-line reason and exit non-zero (bad input, missing data or weights)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def apply_preset(args, presets):
+    """Fill every flag left at None from presets[args.preset]: an explicit flag always wins."""
+    for key, value in presets[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def setup_device(requested):
+    """(rank, world size, device): DDP over NCCL/gloo when torchrun set RANK, else one process on `requested`."""
+    if "RANK" in os.environ:
+        rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+        use_cuda = torch.cuda.is_available() and requested != "cpu"
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(device)
+        return rank, world, device
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"--device {requested} asked for, but torch sees no CUDA device")
+    return 0, 1, torch.device(requested)
+
+
+def seed_everything(seed):
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------- EMA
+@torch.no_grad()
+def ema_update(ema, model, decay, step):
+    """ema <- d * ema + (1 - d) * model, with d = min(decay, (1 + step) / (10 + step)) warming up (as diffusers' EMAModel)."""
+    d = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - d)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+# ---------------------------------------------------------------- run log
+class CSVLog:
+    """Rows of training diagnostics appended to OUT/log.csv; on resume, rows after the resumed step are dropped."""
+
+    def __init__(self, path, columns, resume_step=0):
+        self.path, self.columns = path, columns
+        rows = []
+        if resume_step and os.path.exists(path):
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, row):
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.columns).writerow({k: row.get(k, "") for k in self.columns})
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temp file, then rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- checkpoints
+def rng_state():
+    """Every RNG the loop draws from: python, numpy, torch CPU and CUDA."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(out, step, model, ema, optimizer, args, keep=2):
+    """OUT/ckpt_STEP/{model,ema}.safetensors + state.pt, written to a temp dir and renamed; then OUT/latest points to it.
+
+    A kill at any moment leaves the previous checkpoint and `latest` intact; only the last `keep` are kept.
+    """
+    final = os.path.join(out, f"ckpt_{step:08d}")
+    tmp = final + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
+    save_file({k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}, os.path.join(tmp, "ema.safetensors"))
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(), "args": vars(args)},
+               os.path.join(tmp, "state.pt"))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    with open(os.path.join(out, "latest.tmp"), "w") as f:
+        f.write(os.path.basename(final))
+    os.replace(os.path.join(out, "latest.tmp"), os.path.join(out, "latest"))
+    for old in sorted(glob.glob(os.path.join(out, "ckpt_*[0-9]")))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out, model, ema, optimizer, device):
+    """Restore the checkpoint OUT/latest points to; returns its step (0 when there is none: a fresh start)."""
+    pointer = os.path.join(out, "latest")
+    if not os.path.exists(pointer):
+        return 0
+    with open(pointer) as f:
+        folder = os.path.join(out, f.read().strip())
+    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors"), device=str(device)))
+    ema.load_state_dict(load_file(os.path.join(folder, "ema.safetensors"), device=str(device)))
+    state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state["step"]
+
+
+def save_grid(images, path, nrow=8):
+    """Save model-range images (B, 3, H, W) in [-1, 1] as one PNG grid."""
+    from torchvision.utils import save_image
+    save_image((images.float().clamp(-1, 1) + 1) / 2, path, nrow=nrow)

@@ -1,0 +1,184 @@
+"""Sampling and metrics shared by the scripts: DDIM sampling, FID through clean-fid, and the offline shape metrics.
+
+Offline there is no Inception network, so the embedded shapes dataset is scored in the feature space of a small
+classifier trained on it (weights shipped in assets/). Its Frechet distance is called "shape-FD", never FID.
+Train the classifier (a few minutes on 2 CPU cores):
+
+    python metrics.py --out assets/shape_classifier.safetensors
+"""
+import argparse
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from data import make_shapes, to_model_range
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLASSIFIER = os.path.join(HERE, "assets", "shape_classifier.safetensors")
+REFERENCE_SEED = 10_000            # the shape-FD reference images come from a seed no training run uses
+
+
+# ---------------------------------------------------------------- sampling
+@torch.no_grad()
+def ddim_sample(unet, scheduler_config, n, steps=100, eta=0.0, seed=0, batch_size=256, device="cpu"):
+    """n images (uint8, (n, 3, H, W)) by diffusers' DDIM pipeline, "leading" timestep spacing, fixed seed."""
+    from diffusers import DDIMPipeline, DDIMScheduler
+    pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(scheduler_config))
+    pipe.set_progress_bar_config(disable=True)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    out = []
+    was_training = unet.training
+    unet.eval()
+    for i in range(0, n, batch_size):
+        noise_gen = [torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                     for _ in range(min(batch_size, n - i))]                   # one generator per image
+        images = pipe(batch_size=len(noise_gen), generator=noise_gen, eta=eta, num_inference_steps=steps,
+                      output_type="np").images                                  # (b, H, W, 3) in [0, 1]
+        out.append(torch.from_numpy(np.round(images * 255)).to(torch.uint8).permute(0, 3, 1, 2))
+    unet.train(was_training)
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------- the offline shape metrics
+class ShapeClassifier(nn.Module):
+    """A small CNN for the 10 shape kinds; its 128-d penultimate features define shape-FD."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        def block(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(8, o), nn.SiLU())
+        self.body = nn.Sequential(block(3, 32), nn.AvgPool2d(2), block(32, 64), nn.AvgPool2d(2), block(64, 128),
+                                  block(128, 128))
+        self.head = nn.Linear(128, classes)
+
+    def features(self, x):
+        """(B, 128) features of model-range images."""
+        return self.body(x).mean((2, 3))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def load_classifier(path=CLASSIFIER, device="cpu"):
+    """The shipped shape classifier, frozen."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no shape classifier at {path}: train it with `python metrics.py --out {path}`")
+    model = ShapeClassifier()
+    model.load_state_dict(load_file(path))
+    return model.to(device).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def classify(classifier, images, batch_size=500):
+    """(features (N, 128) float64 numpy, predicted labels (N,)) of uint8 images."""
+    device = next(classifier.parameters()).device
+    feats, preds = [], []
+    for i in range(0, len(images), batch_size):
+        f = classifier.features(to_model_range(images[i:i + batch_size]).to(device))
+        feats.append(f.double().cpu())
+        preds.append(classifier.head(f).argmax(1).cpu())
+    return torch.cat(feats).numpy(), torch.cat(preds)
+
+
+def frechet(feats_a, feats_b):
+    """Frechet distance between Gaussians fitted to two feature sets, by clean-fid's implementation."""
+    from cleanfid.fid import frechet_distance
+    return float(frechet_distance(feats_a.mean(0), np.cov(feats_a, rowvar=False),
+                                  feats_b.mean(0), np.cov(feats_b, rowvar=False)))
+
+
+def shape_metrics(images, classifier, labels=None, n_reference=10_000):
+    """shape-FD of uint8 images against held-out embedded images, and (given labels) the class accuracy."""
+    reference, _, _ = make_shapes(n_reference, REFERENCE_SEED, images.shape[-1])
+    feats, preds = classify(classifier, images)
+    ref_feats, _ = classify(classifier, reference)
+    out = {"shape_fd": frechet(feats, ref_feats), "shape_fd_reference_images": n_reference}
+    if labels is not None:
+        out["class_accuracy"] = float((preds == labels.cpu()).float().mean())
+    return out
+
+
+# ---------------------------------------------------------------- FID (clean-fid)
+def place_inception(mode, inception):
+    """Copy local Inception weights to where clean-fid looks, so FID works offline.
+
+    clean / legacy_tensorflow: <system temp dir>/inception-2015-12-05.pt (clean-fid fixes this folder).
+    legacy_pytorch: torch hub's checkpoint folder ($TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth).
+    """
+    if inception is None:
+        return
+    if mode == "legacy_pytorch":
+        target = os.path.join(torch.hub.get_dir(), "checkpoints", "pt_inception-2015-12-05-6726825d.pth")
+    else:
+        target = os.path.join(tempfile.gettempdir(), "inception-2015-12-05.pt")
+    if not os.path.exists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(inception, target)
+
+
+def fid(generate, n, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
+        batch_size=250, device="cpu"):
+    """FID of n generated images against reference statistics, by clean-fid.
+
+    generate(b) -> uint8 (b, 3, H, W). stats: an .npz with mu and sigma; without it clean-fid's own statistics of
+    (dataset, res, split, mode) are used (read from its package's stats/ folder, downloaded there if missing).
+    """
+    from cleanfid.features import build_feature_extractor, get_reference_statistics
+    from cleanfid.fid import frechet_distance, get_model_features
+    place_inception(mode, inception)
+    if stats is not None:
+        ref = np.load(stats)
+        mu_ref, sigma_ref = ref["mu"], ref["sigma"]
+    else:
+        mu_ref, sigma_ref = get_reference_statistics(dataset, res, mode=mode, split=split)
+    extractor = build_feature_extractor(mode, torch.device(device), use_dataparallel=False)
+    feats = get_model_features(lambda z: generate(len(z)), extractor, mode=mode, num_gen=n, batch_size=batch_size,
+                               device=torch.device(device), desc="FID samples")
+    return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))
+
+
+# ---------------------------------------------------------------- training the shape classifier
+def main(args):
+    """Train the shape classifier on the embedded dataset and save it as safetensors."""
+    from tqdm import tqdm
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    images, labels, _ = make_shapes(args.n, args.seed)
+    test_images, test_labels, _ = make_shapes(2000, REFERENCE_SEED + 1)
+    model = ShapeClassifier()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = args.epochs * (args.n // args.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
+    bar = tqdm(range(steps), desc="shape classifier")
+    for step in bar:
+        idx = torch.randint(0, args.n, (args.batch_size,))
+        x = to_model_range(images[idx])
+        x = x + 0.1 * torch.randn_like(x) * torch.rand(len(x), 1, 1, 1)         # robust to sampler noise
+        loss = F.cross_entropy(model(x), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    _, preds = classify(model, test_images)
+    print(f"held-out accuracy {(preds == test_labels).float().mean().item():.4f} on 2000 images")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, args.out)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Train the shape classifier that defines shape-FD.")
+    parser.add_argument("--out", default=CLASSIFIER)
+    parser.add_argument("--n", type=int, default=20000, help="embedded training images")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    main(parser.parse_args())

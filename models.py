@@ -1,0 +1,197 @@
+"""Networks: loading teachers, making students from them (narrower, pruned, fewer blocks), feature hooks for KD.
+
+The networks themselves are diffusers' (UNet2DModel, DiTTransformer2DModel, SD3Transformer2DModel); this file only
+loads them, derives students and taps intermediate outputs.
+"""
+import copy
+import math
+import os
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+# google/ddpm-cifar10-32's config.json (Ho et al. 2020's CIFAR-10 U-Net, 35.7 M parameters), so the paper preset's
+# shapes can be built and checked without its weights.
+DDPM_CIFAR10_CONFIG = dict(
+    sample_size=32, in_channels=3, out_channels=3, center_input_sample=False, time_embedding_type="positional",
+    freq_shift=1, flip_sin_to_cos=False, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), block_out_channels=(128, 256, 256, 256),
+    layers_per_block=2, mid_block_scale_factor=1, downsample_padding=0, act_fn="silu", attention_head_dim=None,
+    norm_num_groups=32, norm_eps=1e-6)
+
+
+class LoadError(RuntimeError):
+    """Weights that cannot be had; the scripts print its one-line message and exit."""
+
+
+def _source_subfolder(source, subfolder):
+    """A local directory's subfolder holding config.json (root, then `subfolder`), or raise LoadError."""
+    for sub in ([None, subfolder] if subfolder else [None]):
+        if os.path.isfile(os.path.join(source, sub or "", "config.json")):
+            return sub
+    raise LoadError(f"{source} holds no config.json (nor {subfolder}/config.json): not a saved diffusers model")
+
+
+def load_pretrained(cls, source, subfolder=None, config_only=False, hint="pass a local directory or use --preset tiny"):
+    """cls.from_pretrained(source) for a hub id or a local directory; a one-line LoadError instead of a stack trace.
+
+    A directory may hold the model at its root or under `subfolder` (as in a pipeline). Hub ids honour
+    HF_HUB_OFFLINE (then only the local cache is read). config_only=True returns the config dict, not weights.
+    """
+    local = os.path.isdir(source)
+    sub = _source_subfolder(source, subfolder) if local else subfolder
+    try:
+        if config_only:
+            return dict(cls.load_config(source, subfolder=sub))
+        return cls.from_pretrained(source, subfolder=sub)
+    except Exception as e:  # hub, network and format errors all end here with one actionable line
+        if local:
+            raise LoadError(f"cannot load {cls.__name__} from {source}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else "no network or no such repository"
+        raise LoadError(f"cannot load {cls.__name__} '{source}' from the hub ({why}): {hint}") from None
+
+
+def count_params(model):
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model, *inputs, **kwargs):
+    """Multiply-accumulates of one forward pass (FLOPs / 2 as torch's flop counter counts them)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*inputs, **kwargs)
+    return counter.get_total_flops() // 2
+
+
+# ---------------------------------------------------------------- U-Net students
+def _groups(channels, max_groups):
+    """The largest group count <= max_groups that divides every channel count (GroupNorm needs it)."""
+    return max(g for g in range(1, max_groups + 1) if all(c % g == 0 for c in channels))
+
+
+def scale_unet_config(config, factor):
+    """A UNet2DModel config with every width multiplied by factor (at least 1), norm groups kept valid."""
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    widths = [max(1, round(c * factor)) for c in config["block_out_channels"]]
+    config["block_out_channels"] = tuple(widths)
+    config["norm_num_groups"] = _groups(widths, config.get("norm_num_groups", 32))
+    if config.get("attention_head_dim"):
+        config["attention_head_dim"] = max(1, round(config["attention_head_dim"] * factor))
+    return config
+
+
+def width_student(teacher_config, factor, dropout=0.0):
+    """A randomly initialised UNet2DModel with the teacher's architecture and every width scaled by factor."""
+    from diffusers import UNet2DModel
+    return UNet2DModel.from_config(dict(scale_unet_config(teacher_config, factor), dropout=dropout))
+
+
+def set_dropout(model, p):
+    """Set the probability of every nn.Dropout in model (students fine-tune with dropout, Diff-Pruning's recipe)."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+    if hasattr(model, "register_to_config") and "dropout" in getattr(model, "config", {}):
+        model.register_to_config(dropout=p)
+    return model
+
+
+def prune_unet(teacher, ratio):
+    raise NotImplementedError("pending")
+
+
+# ---------------------------------------------------------------- feature KD
+def unet_feature_layers(unet):
+    """The blocks whose outputs feature KD matches in a UNet2DModel: the middle block and every up block."""
+    return [unet.mid_block, *unet.up_blocks]
+
+
+class FeatureHooks:
+    """Forward hooks that keep the latest output of each given module (the first tensor of a tuple)."""
+
+    def __init__(self, modules):
+        self.outputs = [None] * len(modules)
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
+
+    def _hook(self, i):
+        def store(module, inputs, output):
+            self.outputs[i] = output[0] if isinstance(output, (tuple, list)) else output
+        return store
+
+    def pop(self):
+        """The stored outputs, cleared (so a stale feature is never matched twice)."""
+        out, self.outputs = self.outputs, [None] * len(self.outputs)
+        return out
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _adapter(student_feature, teacher_feature):
+    """A trainable map from a student feature's width to the teacher's: 1x1 conv (maps) or linear (tokens)."""
+    cs, ct = student_feature.shape[1 if student_feature.dim() == 4 else -1], teacher_feature.shape[1 if teacher_feature.dim() == 4 else -1]
+    if cs == ct:
+        return nn.Identity()
+    return nn.Conv2d(cs, ct, 1) if student_feature.dim() == 4 else nn.Linear(cs, ct)
+
+
+class Distillee(nn.Module):
+    """The trained part: the student plus feature adapters. forward -> (student output, adapted student features).
+
+    One module, so DDP, the optimizer, EMA and checkpoints all see the adapters. With no feature layers it is the
+    student alone and returns (output, []).
+    """
+
+    def __init__(self, student, feature_layers=(), teacher_features=None, example=None):
+        super().__init__()
+        self.student = student
+        self.hooks = FeatureHooks(list(feature_layers)) if feature_layers else None
+        self.adapters = nn.ModuleList()
+        if self.hooks:                                  # widths from one example forward pass
+            with torch.no_grad():
+                self.student(*example[0], **example[1])
+            self.adapters.extend(_adapter(s, t) for s, t in zip(self.hooks.pop(), teacher_features))
+
+    def forward(self, *args, **kwargs):
+        out = self.student(*args, **kwargs)
+        out = out.sample if hasattr(out, "sample") else out[0]
+        if not self.hooks:
+            return out, []
+        return out, [a(f) for a, f in zip(self.adapters, self.hooks.pop())]
+
+
+def feature_kd_loss(student_features, teacher_features, reduction="mean"):
+    """Feature KD: squared error between adapted student and teacher features, summed over layers.
+
+    reduction="mean": each layer's mean squared error; "sum": each layer's sum per sample, then the batch mean.
+    """
+    total = 0.0
+    for fs, ft in zip(student_features, teacher_features):
+        se = (fs.float() - ft.detach().float()).pow(2)
+        total = total + (se.mean() if reduction == "mean" else se.sum() / se.shape[0])
+    return total
+
+
+def teacher_features_of(teacher, layers, *args, **kwargs):
+    """Run the frozen teacher once: (its output, the outputs of `layers`)."""
+    hooks = FeatureHooks(layers)
+    try:
+        with torch.no_grad():
+            out = teacher(*args, **kwargs)
+        return (out.sample if hasattr(out, "sample") else out[0]), hooks.pop()
+    finally:
+        hooks.remove()
+
+
+def clone_frozen(model):
+    """A deep copy with requires_grad off and eval mode: the teacher, frozen once and visibly."""
+    model = copy.deepcopy(model)
+    return model.requires_grad_(False).eval()
+
+
+def percent(n, total):
+    """n as a percentage of total, rounded to two decimals."""
+    return round(100.0 * n / total, 2) if total else math.nan
