@@ -98,8 +98,101 @@ def set_dropout(model, p):
     return model
 
 
-def prune_unet(teacher, ratio):
-    raise NotImplementedError("pending")
+PRUNED_TIME_KEY = "pruned_timestep_input_dim"   # extra config entry of pruned students (see build_unet)
+
+
+def pruned_unet_config(config, ratio):
+    """The config of a UNet2DModel pruned by `ratio`: widths c * (1 - ratio), rounded to multiples of the norm groups.
+
+    The teacher's group count g is kept while the narrowest pruned width holds two groups; below that the groups
+    shrink to the largest divisor of g that does (so 90 % stays distinct from 70 %). Neighbouring blocks of
+    different widths stay different, or a resnet would lose its shortcut conv and the weights would not map.
+    """
+    config = {k: v for k, v in config.items() if not k.startswith("_") and k != PRUNED_TIME_KEY}
+    teacher_widths, g = list(config["block_out_channels"]), config["norm_num_groups"]
+    keep = 1 - ratio
+    g = max(d for d in range(1, g + 1) if g % d == 0 and d <= max(1.0, min(teacher_widths) * keep / 2))
+    widths = [max(g, g * round(c * keep / g)) for c in teacher_widths]
+    for i in range(1, len(widths)):
+        if teacher_widths[i] == teacher_widths[i - 1]:
+            widths[i] = widths[i - 1]
+        elif widths[i] == widths[i - 1]:
+            widths[i] += g if teacher_widths[i] > teacher_widths[i - 1] else -g
+    config["block_out_channels"], config["norm_num_groups"] = tuple(widths), g
+    if config.get("time_embedding_dim"):
+        config["time_embedding_dim"] = max(1, round(config["time_embedding_dim"] * keep))
+    return config
+
+
+def build_unet(config):
+    """UNet2DModel from a config; a pruned student's config also names the width of its (unprunable) sinusoidal
+    time features, which then differs from block_out_channels[0]: time_proj and time_embedding.linear_1 follow it."""
+    from diffusers import UNet2DModel
+    from diffusers.models.embeddings import Timesteps
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    time_width = config.pop(PRUNED_TIME_KEY, None)
+    model = UNet2DModel(**config)
+    if time_width is not None and time_width != model.time_embedding.linear_1.in_features:
+        model.time_proj = Timesteps(time_width, config.get("flip_sin_to_cos", True), config.get("freq_shift", 0))
+        model.time_embedding.linear_1 = nn.Linear(time_width, model.time_embedding.linear_1.out_features)
+    if time_width is not None:
+        model.register_to_config(**{PRUNED_TIME_KEY: time_width})     # save_pretrained records it
+    return model
+
+
+def load_unet(source, subfolder="unet", **kwargs):
+    """A UNet2DModel from a hub id or directory, pruned students included (from_pretrained cannot size them)."""
+    from diffusers import UNet2DModel
+    from safetensors.torch import load_file
+    config = load_pretrained(UNet2DModel, source, subfolder, config_only=True, **kwargs)
+    if PRUNED_TIME_KEY not in config:
+        return load_pretrained(UNet2DModel, source, subfolder, **kwargs)
+    model = build_unet(config)
+    sub = _source_subfolder(source, subfolder)
+    model.load_state_dict(load_file(os.path.join(source, sub or "", "diffusion_pytorch_model.safetensors")))
+    return model
+
+
+def prune_unet(teacher, ratio, p=2):
+    """Structural pruning of a UNet2DModel as Diff-Pruning does: channels ranked by weight magnitude (torch-pruning's
+    MagnitudeImportance, L2), the teacher's weights inherited, every layer cut to the widths of pruned_unet_config.
+
+    Channels are dropped in the same slots of every GroupNorm group, so a kept group normalises the channels it
+    did in the teacher. Returns a fresh model (build_unet) holding the kept weights; the teacher is not modified.
+    """
+    import torch_pruning as tp
+    config = dict(teacher.config)
+    student_config = pruned_unet_config(config, ratio)
+    student_config[PRUNED_TIME_KEY] = teacher.time_embedding.linear_1.in_features   # sinusoid width is fixed
+    student = build_unet(student_config)
+    groups = student_config["norm_num_groups"]
+    model = copy.deepcopy(teacher).float().cpu().eval()
+    names = {m: n for n, m in model.named_modules()}
+    student_modules = dict(student.named_modules())
+    width = lambda m: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+    target = {m: width(student_modules[n]) for m, n in names.items() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    size = config["sample_size"] if isinstance(config["sample_size"], int) else config["sample_size"][0]
+    example = {"sample": torch.randn(1, config["in_channels"], size, size), "timestep": torch.ones(1).long()}
+    with torch.enable_grad():                                    # torch-pruning traces with autograd
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    importance = tp.importance.MagnitudeImportance(p=p, group_reduction="mean", normalizer=None)
+    plan = []                                                    # chosen on the unpruned graph, applied after
+    for group in graph.get_all_groups(ignored_layers=[model.conv_out], root_module_types=[nn.Conv2d, nn.Linear]):
+        root, fn = group[0].dep.target.module, group[0].dep.handler
+        C, k = width(root), target[root]
+        if k >= C:
+            continue
+        normed = any(isinstance(d.target.module, nn.GroupNorm) for d, _ in group)
+        n = groups if normed else 1                              # channel blocks that must lose alike
+        with torch.no_grad():
+            score = importance(group).view(n, C // n).mean(0)    # one score per slot of a block
+        drop = torch.argsort(score)[: (C - k) // n]
+        plan.append((root, fn, torch.cat([drop + b * (C // n) for b in range(n)]).tolist()))
+    with torch.no_grad():
+        for root, fn, idxs in plan:
+            graph.get_pruning_group(root, fn, idxs).prune()
+    student.load_state_dict(model.state_dict(), strict=True)    # every shape must match the config exactly
+    return student.to(next(teacher.parameters()).device)
 
 
 # ---------------------------------------------------------------- feature KD

@@ -32,7 +32,7 @@ from data import DataError, batch_indices, load_images, to_model_range
 from lift import lift_loss, outkd_loss
 from metrics import ddim_sample, fid, load_classifier, shape_metrics
 from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, feature_kd_loss, load_pretrained,
-                    percent, prune_unet, set_dropout, unet_feature_layers, width_student)
+                    load_unet, percent, prune_unet, set_dropout, unet_feature_layers, width_student)
 from place import check_group_size, place_loss
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,13 +45,13 @@ PRESETS = {
     # sampler and metric as the paper's Table 1: 100 DDIM steps (eta 0), FID on 50k samples.
     "paper": dict(teacher="google/ddpm-cifar10-32", steps=100_000, batch_size=128, lr=2e-4, ema=0.9999, dropout=0.1,
                   log_every=100, sample_every=5000, ckpt_every=5000, fid_samples=50_000, ddim_steps=100,
-                  n_embedded=50_000),
+                  n_embedded=50_000, eval_teacher=0),
     "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), steps=1500, batch_size=64, lr=1e-3, ema=0.999,
                  dropout=0.0, log_every=25, sample_every=500, ckpt_every=500, fid_samples=1000, ddim_steps=50,
-                 n_embedded=20_000),
+                 n_embedded=20_000, eval_teacher=1),
     "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), steps=4, batch_size=8, lr=1e-3, ema=0.999,
                   dropout=0.0, log_every=1, sample_every=2, ckpt_every=2, fid_samples=16, ddim_steps=4,
-                  n_embedded=256),
+                  n_embedded=256, eval_teacher=1),
 }
 LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "lr", "steps_per_s"]
 
@@ -107,7 +107,7 @@ def sample_only(args):
     from diffusers import UNet2DModel
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    unet = load_pretrained(UNet2DModel, args.sample_from).to(device)
+    unet = load_unet(args.sample_from).to(device)
     samples = ddim_sample(unet, DDPM_SCHEDULE, args.n_samples, args.ddim_steps, args.eta, seed=args.seed, device=device)
     os.makedirs(args.out, exist_ok=True)
     save_grid(to_model_range(samples), os.path.join(args.out, "samples.png"), nrow=int(math.sqrt(len(samples))) or 1)
@@ -133,7 +133,7 @@ def main(args):
     # ---- teacher (frozen), student, EMA
     needs_teacher = args.kd != "none" or args.prune_ratio is not None
     if needs_teacher:
-        teacher = load_pretrained(UNet2DModel, args.teacher, subfolder="unet").to(device)
+        teacher = load_unet(args.teacher).to(device)
         teacher.requires_grad_(False).eval()
         teacher_config = dict(teacher.config)
     else:
@@ -174,8 +174,9 @@ def main(args):
 
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    tic = time.time()
+    busy = 0.0                                       # seconds spent in training steps since the last log row
     for step in bar:
+        tic = time.time()
         idx = batch_indices(len(images), args.batch_size, step, args.seed, rank, world)
         x0 = to_model_range(images[idx]).to(device)
         noise = torch.randn_like(x0)
@@ -199,17 +200,17 @@ def main(args):
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
-        done = step + 1
+        done, busy = step + 1, busy + time.time() - tic
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=float(kd), lr=args.lr,
-                       steps_per_s=args.log_every / max(time.time() - tic, 1e-9))
+                       steps_per_s=args.log_every / max(busy, 1e-9))
             if fit is not None:
                 row.update(coarse=fit.coarse.item(), fine=fit.fine.item(), w=float(fit.weight),
                            slope=fit.slope.item(), intercept=fit.intercept.item())
             log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w", "slope") if k in row})
-            tic = time.time()
+            busy = 0.0
         if rank == 0 and done % args.sample_every == 0:
             grid = ddim_sample(ema.student, DDPM_SCHEDULE, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
@@ -224,7 +225,7 @@ def main(args):
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
         if args.fid_samples:
             metrics.update(evaluate(args, ema.student, DDPM_SCHEDULE, args.data_dir is not None, device, args.fid_samples))
-            if teacher is not None and args.data_dir is None:
+            if args.eval_teacher and teacher is not None and args.data_dir is None:
                 metrics["teacher_shape_fd"] = evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples)["shape_fd"]
         metrics["args"] = vars(args)
         write_json(os.path.join(args.out, "metrics.json"), metrics)
@@ -270,6 +271,7 @@ def parse_args(argv=None):
                         help="clean-fid mode (legacy_pytorch = pytorch-fid, as Diff-Pruning reports)")
     parser.add_argument("--fid-stats", help=".npz with reference mu, sigma (default: clean-fid's CIFAR-10 train stats)")
     parser.add_argument("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
+    parser.add_argument("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
     parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
     parser.add_argument("--n-samples", type=int, default=64, help="with --sample-from")
     args = parser.parse_args(argv)
