@@ -66,15 +66,27 @@ def count_macs(model, *inputs, **kwargs):
 
 
 # ---------------------------------------------------------------- U-Net students
+TIME_FEATURES_KEY = "time_features_dim"   # config entry of students whose timestep features stay the teacher's
+
 def _groups(channels, max_groups):
     """The largest group count <= max_groups that divides every channel count (GroupNorm needs it)."""
     return max(g for g in range(1, max_groups + 1) if all(c % g == 0 for c in channels))
 
 
+MIN_TIME_FEATURES = 8   # sinusoidal timestep features (4 frequencies) a student keeps at least
+
+
 def scale_unet_config(config, factor):
-    """A UNet2DModel config with every width multiplied by factor (at least 1), norm groups kept valid."""
+    """A UNet2DModel config with every width multiplied by factor (at least 1), norm groups kept valid.
+
+    The sinusoidal timestep features are as wide as block_out_channels[0]; below MIN_TIME_FEATURES they would hold
+    one or two frequencies (and with freq_shift=1, two channels divide by zero), so a student that narrow keeps the
+    teacher's parameter-free features (TIME_FEATURES_KEY, read by build_unet). The paper's students never are.
+    """
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     widths = [max(1, round(c * factor)) for c in config["block_out_channels"]]
+    if widths[0] < MIN_TIME_FEATURES and config.get("time_embedding_type", "positional") == "positional":
+        config.setdefault(TIME_FEATURES_KEY, config["block_out_channels"][0])
     config["block_out_channels"] = tuple(widths)
     config["norm_num_groups"] = _groups(widths, config.get("norm_num_groups", 32))
     if config.get("attention_head_dim"):
@@ -84,8 +96,7 @@ def scale_unet_config(config, factor):
 
 def width_student(teacher_config, factor, dropout=0.0):
     """A randomly initialised UNet2DModel with the teacher's architecture and every width scaled by factor."""
-    from diffusers import UNet2DModel
-    return UNet2DModel.from_config(dict(scale_unet_config(teacher_config, factor), dropout=dropout))
+    return build_unet(dict(scale_unet_config(teacher_config, factor), dropout=dropout))
 
 
 def set_dropout(model, p):
@@ -98,9 +109,6 @@ def set_dropout(model, p):
     return model
 
 
-PRUNED_TIME_KEY = "pruned_timestep_input_dim"   # extra config entry of pruned students (see build_unet)
-
-
 def pruned_unet_config(config, ratio):
     """The config of a UNet2DModel pruned by `ratio`: widths c * (1 - ratio), rounded to multiples of the norm groups.
 
@@ -108,7 +116,7 @@ def pruned_unet_config(config, ratio):
     shrink to the largest divisor of g that does (so 90 % stays distinct from 70 %). Neighbouring blocks of
     different widths stay different, or a resnet would lose its shortcut conv and the weights would not map.
     """
-    config = {k: v for k, v in config.items() if not k.startswith("_") and k != PRUNED_TIME_KEY}
+    config = {k: v for k, v in config.items() if not k.startswith("_") and k != TIME_FEATURES_KEY}
     teacher_widths, g = list(config["block_out_channels"]), config["norm_num_groups"]
     keep = 1 - ratio
     g = max(d for d in range(1, g + 1) if g % d == 0 and d <= max(1.0, min(teacher_widths) * keep / 2))
@@ -125,27 +133,28 @@ def pruned_unet_config(config, ratio):
 
 
 def build_unet(config):
-    """UNet2DModel from a config; a pruned student's config also names the width of its (unprunable) sinusoidal
-    time features, which then differs from block_out_channels[0]: time_proj and time_embedding.linear_1 follow it."""
+    """UNet2DModel from a config. A student's config may name the width of its sinusoidal timestep features
+    (TIME_FEATURES_KEY: a pruned student keeps the teacher's, which pruning cannot narrow), which then differs from
+    block_out_channels[0]; time_proj and time_embedding.linear_1 follow it. Such models load with load_unet."""
     from diffusers import UNet2DModel
     from diffusers.models.embeddings import Timesteps
     config = {k: v for k, v in config.items() if not k.startswith("_")}
-    time_width = config.pop(PRUNED_TIME_KEY, None)
+    time_width = config.pop(TIME_FEATURES_KEY, None)
     model = UNet2DModel(**config)
     if time_width is not None and time_width != model.time_embedding.linear_1.in_features:
         model.time_proj = Timesteps(time_width, config.get("flip_sin_to_cos", True), config.get("freq_shift", 0))
         model.time_embedding.linear_1 = nn.Linear(time_width, model.time_embedding.linear_1.out_features)
     if time_width is not None:
-        model.register_to_config(**{PRUNED_TIME_KEY: time_width})     # save_pretrained records it
+        model.register_to_config(**{TIME_FEATURES_KEY: time_width})     # save_pretrained records it
     return model
 
 
 def load_unet(source, subfolder="unet", **kwargs):
-    """A UNet2DModel from a hub id or directory, pruned students included (from_pretrained cannot size them)."""
+    """A UNet2DModel from a hub id or directory, students with TIME_FEATURES_KEY included (from_pretrained cannot)."""
     from diffusers import UNet2DModel
     from safetensors.torch import load_file
     config = load_pretrained(UNet2DModel, source, subfolder, config_only=True, **kwargs)
-    if PRUNED_TIME_KEY not in config:
+    if TIME_FEATURES_KEY not in config:
         return load_pretrained(UNet2DModel, source, subfolder, **kwargs)
     model = build_unet(config)
     sub = _source_subfolder(source, subfolder)
@@ -163,7 +172,7 @@ def prune_unet(teacher, ratio, p=2):
     import torch_pruning as tp
     config = dict(teacher.config)
     student_config = pruned_unet_config(config, ratio)
-    student_config[PRUNED_TIME_KEY] = teacher.time_embedding.linear_1.in_features   # sinusoid width is fixed
+    student_config[TIME_FEATURES_KEY] = teacher.time_embedding.linear_1.in_features   # sinusoid width is fixed
     student = build_unet(student_config)
     groups = student_config["norm_num_groups"]
     model = copy.deepcopy(teacher).float().cpu().eval()

@@ -20,6 +20,7 @@ import copy
 import json
 import math
 import os
+import signal
 import time
 
 import torch
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from common import (CSVLog, apply_preset, ema_update, fail, load_checkpoint, save_checkpoint, save_grid,
                     seed_everything, setup_device, write_json)
-from data import DataError, batch_indices, load_images, to_model_range
+from data import batch_indices, load_images, to_model_range
 from lift import lift_loss, outkd_loss
 from metrics import ddim_sample, fid, load_classifier, shape_metrics
 from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, feature_kd_loss, load_pretrained,
@@ -201,6 +202,8 @@ def main(args):
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         done, busy = step + 1, busy + time.time() - tic
+        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
+            os.kill(os.getpid(), signal.SIGKILL)
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=float(kd), lr=args.lr,
@@ -288,5 +291,5 @@ if __name__ == "__main__":
     args = parse_args()
     try:
         sample_only(args) if args.sample_from else main(args)
-    except (DataError, LoadError) as e:
+    except (ValueError, LoadError) as e:            # bad input (DataError is a ValueError): one line, exit 2
         fail(str(e))

@@ -1,0 +1,225 @@
+"""Properties of the shared pieces: data, checkpoints, EMA, students, feature hooks, loading."""
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from diffusers import UNet2DModel
+from PIL import Image
+
+import common
+import data
+import metrics
+import models
+
+TINY = dict(models.DDPM_CIFAR10_CONFIG, block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
+            down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
+
+
+# ---------------------------------------------------------------- data
+def test_embedded_dataset_is_deterministic_and_labelled():
+    a, la, ca = data.make_shapes(64, seed=3)
+    b, lb, cb = data.make_shapes(64, seed=3)
+    c, _, _ = data.make_shapes(64, seed=4)
+    assert a.shape == (64, 3, 32, 32) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and torch.equal(la, lb) and ca == cb and not torch.equal(a, c)
+    assert set(la.tolist()) <= set(range(10)) and len(set(la.tolist())) > 5
+    assert all(cap.split()[-1] == data.SHAPES[k] for cap, k in zip(ca, la.tolist()))
+
+
+def test_shape_classifier_recognises_the_embedded_shapes():
+    images, labels, _ = data.make_shapes(500, seed=12345)
+    _, preds = metrics.classify(metrics.load_classifier(), images)
+    assert (preds == labels).float().mean() > 0.95
+
+
+def test_shape_fd_is_small_for_real_images_and_large_for_noise():
+    clf = metrics.load_classifier()
+    real, _, _ = data.make_shapes(1000, seed=777)
+    noise = torch.randint(0, 256, (1000, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    fd_real = metrics.shape_metrics(real, clf, n_reference=1000)["shape_fd"]
+    fd_noise = metrics.shape_metrics(noise, clf, n_reference=1000)["shape_fd"]
+    assert fd_real < 0.05 * fd_noise
+
+
+def test_batches_are_a_function_of_step():
+    first = [data.batch_indices(100, 8, s, seed=1) for s in range(30)]
+    again = [data.batch_indices(100, 8, s, seed=1) for s in range(30)]
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    epoch = torch.cat(first[:12])                                    # 12 full batches per epoch
+    assert len(set(epoch.tolist())) == 96                            # no repeats within an epoch
+    parts = [data.batch_indices(100, 8, 5, seed=1, rank=r, world=2) for r in range(2)]
+    assert sorted(torch.cat(parts).tolist()) == sorted(first[5].tolist())
+    with pytest.raises(data.DataError, match="larger than the dataset"):
+        data.batch_indices(4, 8, 0, seed=0)
+
+
+def _cifar_tarball(path, n_per_batch=4):
+    """A CIFAR-10 python tarball in the real format with known contents."""
+    rng = np.random.default_rng(0)
+    batches = {}
+    with tarfile.open(path, "w:gz") as tar:
+        for i in range(1, 6):
+            d = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n_per_batch).tolist()}
+            batches[i] = d
+            raw = pickle.dumps(d)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/data_batch_{i}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return batches
+
+
+def test_cifar_reader_tarball_and_folder(tmp_path):
+    batches = _cifar_tarball(tmp_path / "cifar-10-python.tar.gz")
+    images, labels = data.read_cifar10(str(tmp_path / "cifar-10-python.tar.gz"))
+    assert images.shape == (20, 3, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(images[4], torch.from_numpy(batches[2][b"data"][0].reshape(3, 32, 32)))
+    assert labels.tolist() == sum((batches[i][b"labels"] for i in range(1, 6)), [])
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz") as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    folder_images, _ = data.read_cifar10(str(tmp_path / "x"))
+    assert torch.equal(folder_images, images)
+    loaded, _ = data.load_images(str(tmp_path / "x"), 32, 0)
+    assert torch.equal(loaded, images)
+
+
+def test_image_folder_resizes_and_crops(tmp_path):
+    for cls, colour in [("cats", (255, 0, 0)), ("dogs", (0, 0, 255))]:
+        (tmp_path / cls).mkdir()
+        for i, size in enumerate([(40, 60), (64, 32)]):
+            Image.new("RGB", size, colour).save(tmp_path / cls / f"{i}.png")
+    images, labels, classes = data.read_image_folder(str(tmp_path), 16)
+    assert images.shape == (4, 3, 16, 16) and classes == ["cats", "dogs"] and labels.tolist() == [0, 0, 1, 1]
+    assert images[0, 0].float().mean() > 250 and images[3, 2].float().mean() > 250
+
+
+def test_bad_data_dirs_raise(tmp_path):
+    with pytest.raises(data.DataError, match="does not exist"):
+        data.load_images(str(tmp_path / "nope"), 32, 0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match="no images"):
+        data.load_images(str(tmp_path / "empty"), 32, 0)
+    (tmp_path / "bad.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(data.DataError):
+        data.read_cifar10(str(tmp_path / "bad.tar.gz"))
+
+
+# ---------------------------------------------------------------- checkpoints, EMA
+def test_checkpoint_roundtrip_and_interrupted_save(tmp_path):
+    torch.manual_seed(0)
+    model, ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    args = type("A", (), {})()
+    common.save_checkpoint(str(tmp_path), 7, model, ema, opt, args)
+    expected_rng = torch.rand(3)
+    os.makedirs(tmp_path / "ckpt_00000009.tmp")                     # a save killed half-way
+    (tmp_path / "ckpt_00000009.tmp" / "model.safetensors").write_bytes(b"partial")
+    m2, e2 = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    o2 = torch.optim.Adam(m2.parameters())
+    assert common.load_checkpoint(str(tmp_path), m2, e2, o2, "cpu") == 7
+    assert torch.equal(m2.weight, model.weight) and torch.equal(e2.bias, ema.bias)
+    assert torch.equal(o2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(torch.rand(3), expected_rng)                 # the RNG continues where it was saved
+    assert common.load_checkpoint(str(tmp_path / "empty"), m2, e2, o2, "cpu") == 0
+
+
+def test_ema_warms_up_then_follows_decay():
+    ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    ema.weight.data.fill_(0.0)
+    model.weight.data.fill_(1.0)
+    common.ema_update(ema, model, 0.999, step=0)                    # d = min(0.999, 1/10) = 0.1
+    assert ema.weight.item() == pytest.approx(0.9)
+    common.ema_update(ema, model, 0.5, step=10_000)                 # d = 0.5
+    assert ema.weight.item() == pytest.approx(0.95)
+
+
+# ---------------------------------------------------------------- students and loading
+def test_paper_teacher_and_width_student_sizes():
+    with torch.device("meta"):
+        teacher = UNet2DModel(**models.DDPM_CIFAR10_CONFIG)
+        student = models.width_student(models.DDPM_CIFAR10_CONFIG, 1 / 8)
+    t, s = models.count_params(teacher), models.count_params(student)
+    assert round(t / 1e6, 1) == 35.7                               # google/ddpm-cifar10-32
+    assert 1.5 <= 100 * s / t <= 1.7 and student.config.block_out_channels == (16, 32, 32, 32)
+
+
+def test_paper_width_student_is_a_plain_diffusers_model(tmp_path):
+    student = models.width_student(models.DDPM_CIFAR10_CONFIG, 1 / 8)
+    assert models.count_params(student) == 565_315                  # 1.58 % of 35.7 M, as PAPER.md states
+    student.save_pretrained(tmp_path / "s")
+    again = UNet2DModel.from_pretrained(tmp_path / "s")
+    x, t = torch.randn(1, 3, 32, 32), torch.tensor([10])
+    assert torch.equal(again(x, t).sample, student(x, t).sample)
+
+
+def test_very_narrow_student_keeps_teacher_time_features(tmp_path):
+    student = models.width_student(TINY, 1 / 8)                      # block 0: 2 channels, 1 sinusoid frequency
+    assert student.time_proj.num_channels == 16 and student.config.block_out_channels[0] == 2
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([10, 900])
+    assert torch.isfinite(student(x, t).sample).all()
+    student.save_pretrained(tmp_path / "s")
+    assert torch.equal(models.load_unet(str(tmp_path / "s"))(x, t).sample, student(x, t).sample)
+
+
+@pytest.mark.parametrize("ratio, widths, share", [(0.3, (96, 192, 192, 192), (0.50, 0.60)),
+                                                   (0.5, (64, 128, 128, 128), (0.22, 0.28)),
+                                                   (0.7, (32, 80, 80, 80), (0.07, 0.12)),
+                                                   (0.9, (12, 24, 24, 24), (0.005, 0.015))])
+def test_pruned_students_have_expected_sizes_and_train(ratio, widths, share):
+    torch.manual_seed(0)
+    teacher = UNet2DModel(**models.DDPM_CIFAR10_CONFIG)
+    student = models.prune_unet(teacher, ratio)
+    assert student.config.block_out_channels == widths
+    assert share[0] < models.count_params(student) / models.count_params(teacher) < share[1]
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([3, 700])
+    student(x, t).sample.pow(2).mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in student.parameters())
+
+
+def test_pruning_keeps_the_largest_channels_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    teacher = UNet2DModel(**TINY)
+    student = models.prune_unet(teacher, 0.5)
+    w_t, w_s = teacher.conv_in.weight, student.conv_in.weight        # (16, 3, 3, 3) -> (8, 3, 3, 3)
+    # conv_in's channels feed a GroupNorm of 8 groups of 2: each group keeps its larger-scoring slot
+    kept = [any(torch.equal(w_t[c], w_s[j]) for j in range(8)) for c in range(16)]
+    assert sum(kept) == 8
+    student.save_pretrained(tmp_path / "s")
+    again = models.load_unet(str(tmp_path / "s"))
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([5, 500])
+    assert torch.equal(again(x, t).sample, student(x, t).sample)
+
+
+def test_teacher_directory_loads_and_bad_sources_say_what_to_do(tmp_path, monkeypatch):
+    UNet2DModel(**TINY).save_pretrained(tmp_path / "teacher")
+    assert tuple(models.load_unet(str(tmp_path / "teacher")).config.block_out_channels) == (16, 32, 32)
+    with pytest.raises(models.LoadError, match="no config.json"):
+        models.load_unet(str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.LoadError, match="HF_HUB_OFFLINE is set"):
+        models.load_unet("someone/not-a-cached-model")
+
+
+def test_feature_hooks_match_adapted_widths():
+    torch.manual_seed(0)
+    teacher = UNet2DModel(**TINY).eval()
+    student = models.width_student(TINY, 0.5)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    hooks = models.FeatureHooks(models.unet_feature_layers(teacher))
+    with torch.no_grad():
+        teacher(x, t)
+    feats_t = hooks.pop()
+    model = models.Distillee(student, models.unet_feature_layers(student), feats_t, ((x[:1], t[:1]), {}))
+    eps, feats_s = model(x, t)
+    assert eps.shape == x.shape and [f.shape for f in feats_s] == [f.shape for f in feats_t]
+    assert hooks.pop() == [None] * len(feats_t)                      # popped features are cleared
+    loss = models.feature_kd_loss(feats_s, feats_t)
+    loss.backward()
+    assert all(a.weight.grad is not None for a in model.adapters if hasattr(a, "weight"))

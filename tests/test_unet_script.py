@@ -1,0 +1,112 @@
+"""train_unet_cifar.py end to end through its smoke preset (subprocesses, as a user runs it)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from diffusers import UNet2DModel
+from safetensors.torch import load_file
+
+from models import load_unet
+from test_tools import TINY, _cifar_tarball
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*args, env=None, module="train_unet_cifar.py", launcher=()):
+    """Run the script with the smoke preset; return the CompletedProcess."""
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", **(env or {}))
+    return subprocess.run([*(launcher or [sys.executable]), os.path.join(REPO, module), "--preset", "smoke", *args],
+                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
+
+
+def rows(out):
+    with open(os.path.join(out, "log.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("kd", ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"])
+def test_every_kd_method_end_to_end(kd, tmp_path):
+    out = str(tmp_path / kd)
+    p = run("--kd", kd, "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    log = rows(out)
+    assert [int(r["step"]) for r in log] == [1, 2, 3, 4]
+    assert all(float(r["diffusion"]) > 0 for r in log)
+    assert all((float(r["kd"]) > 0) == (kd != "none") for r in log)
+    if kd in ("lift", "place"):                     # the curriculum weight is logged and in [0, 1]
+        assert all(0 <= float(r["w"]) <= 1 for r in log)
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["method"] == kd and metrics["shape_fd"] > 0 and 1.5 < metrics["percent_of_teacher"] < 1.8
+    assert metrics["sampler"] == "DDIM" and metrics["ddim_steps"] == 4 and metrics["n_samples"] == 16
+    assert metrics["args"]["kd"] == kd and "teacher_shape_fd" in metrics
+    student = load_unet(os.path.join(out, "student"))
+    assert sum(p.numel() for p in student.parameters()) == metrics["student_params"]
+    assert os.path.exists(os.path.join(out, "samples_00000004.png"))
+
+
+def test_killed_and_resumed_equals_straight(tmp_path):
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    common = ["--kd", "place", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100", "--fid-samples", "0"]
+    assert run(*common, "--out", straight).returncode == 0
+    p = run(*common, "--out", killed, env={"LIFT_KILL_AT_STEP": "5"})  # dies after step 5, last checkpoint at 4
+    assert p.returncode != 0 and not os.path.exists(os.path.join(killed, "student"))
+    assert open(os.path.join(killed, "latest")).read() == "ckpt_00000004"
+    p = run(*common, "--out", killed, "--resume")
+    assert p.returncode == 0 and "resumed from step 4" in p.stdout
+    a = load_file(os.path.join(straight, "student", "diffusion_pytorch_model.safetensors"))
+    b = load_file(os.path.join(killed, "student", "diffusion_pytorch_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("model.safetensors", "ema.safetensors"):
+        a = load_file(os.path.join(straight, "ckpt_00000006", name))
+        b = load_file(os.path.join(killed, "ckpt_00000006", name))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(killed), rows(straight))]
+
+
+def test_ddp_on_cpu_two_processes(tmp_path):
+    out = str(tmp_path / "ddp")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
+            launcher=launcher)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
+    assert os.path.exists(os.path.join(out, "student", "config.json"))
+
+
+def test_teacher_dir_width_and_pruned_students(tmp_path):
+    torch.manual_seed(0)
+    UNet2DModel(**TINY).save_pretrained(tmp_path / "teacher")
+    for flag in (["--student-width", "0.5"], ["--prune-ratio", "0.5"]):
+        out = str(tmp_path / flag[0])
+        p = run("--teacher", str(tmp_path / "teacher"), *flag, "--kd", "lift", "--out", out, "--fid-samples", "0")
+        assert p.returncode == 0, p.stderr[-2000:]
+        metrics = json.load(open(os.path.join(out, "metrics.json")))
+        assert 20 < metrics["percent_of_teacher"] < 35                # about (1/2)^2 of the teacher
+    p = run("--sample-from", str(tmp_path / "--prune-ratio" / "student"), "--n-samples", "4", "--ddim-steps", "2",
+            "--out", str(tmp_path / "grid"))
+    assert p.returncode == 0 and os.path.exists(tmp_path / "grid" / "samples.png")
+
+
+def test_cifar_tarball_trains(tmp_path):
+    _cifar_tarball(tmp_path / "cifar-10-python.tar.gz", n_per_batch=4)
+    out = str(tmp_path / "c")
+    p = run("--data-dir", str(tmp_path / "cifar-10-python.tar.gz"), "--batch-size", "4", "--fid-samples", "0", "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(rows(out)) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir does not exist"),
+    (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
+    (["--group-size", "48"], "group_size=48 does not divide the 1024 spatial elements"),
+    (["--batch-size", "100000"], "larger than the dataset"),
+])
+def test_bad_input_one_line_and_nonzero(args, message):
+    p = run(*args, "--out", "/tmp/lift_bad_input")
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr
