@@ -86,16 +86,11 @@ def evaluate(args, unet, sched_config, images_are_cifar, device, n):
     settings = dict(sampler="DDIM", ddim_steps=args.ddim_steps, eta=args.eta, timestep_spacing="leading",
                     n_samples=n, sample_seed=args.seed)
     if images_are_cifar or args.fid_stats:
-        generated = iter([])
+        calls = iter(range(1 << 62))
 
-        def generate(b):                             # clean-fid asks for batches; draw from one seeded stream
-            nonlocal generated
-            batch = next(generated, None)
-            if batch is None or len(batch) < b:
-                generated = iter(ddim_sample(unet, sched_config, b, args.ddim_steps, args.eta,
-                                             seed=int(torch.randint(0, 2**31, (1,))), device=device).split(b))
-                batch = next(generated)
-            return batch.to(device)
+        def generate(b):                             # clean-fid asks for batches; each batch has its own seed
+            seed = args.seed * 1_000_003 + next(calls)
+            return ddim_sample(unet, sched_config, b, args.ddim_steps, args.eta, seed=seed, device=device).to(device)
         value = fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
                     device=str(device))
         return dict(settings, fid=value, fid_mode=args.fid_mode, fid_reference=args.fid_stats or "cifar10 train (clean-fid)")
@@ -105,7 +100,6 @@ def evaluate(args, unet, sched_config, images_are_cifar, device, n):
 
 def sample_only(args):
     """--sample-from DIR: load a saved student (or any UNet2DModel) and write a grid of DDIM samples."""
-    from diffusers import UNet2DModel
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     unet = load_unet(args.sample_from).to(device)
