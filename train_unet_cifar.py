@@ -71,7 +71,7 @@ def kd_terms(args, eps_s, eps_t, feats_s, feats_t):
         fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
     elif args.kd == "place":
         fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale)
-    kd = fit.loss if fit is not None else eps_s.new_zeros(())
+    kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
     if "outkd" in args.kd:
         kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
     if "featkd" in args.kd:
@@ -96,6 +96,19 @@ def evaluate(args, unet, sched_config, images_are_cifar, device, n):
         return dict(settings, fid=value, fid_mode=args.fid_mode, fid_reference=args.fid_stats or "cifar10 train (clean-fid)")
     samples = ddim_sample(unet, sched_config, n, args.ddim_steps, args.eta, seed=args.seed, device=device)
     return dict(settings, **shape_metrics(samples, load_classifier(device=device)))
+
+
+def teacher_reference(args, teacher, device):
+    """The teacher's shape-FD with the same sampler settings: read from TEACHER/reference_metrics.json when it was
+    measured with exactly these settings (the shipped tiny teacher's was), else measured now."""
+    settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, n_samples=args.fid_samples, sample_seed=args.seed)
+    cache = os.path.join(args.teacher, "reference_metrics.json")
+    if os.path.isfile(cache):
+        with open(cache) as f:
+            known = json.load(f)
+        if all(known.get(k) == v for k, v in settings.items()):
+            return known["shape_fd"]
+    return evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples)["shape_fd"]
 
 
 def sample_only(args):
@@ -200,7 +213,7 @@ def main(args):
             os.kill(os.getpid(), signal.SIGKILL)
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=float(kd), lr=args.lr,
+            row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
                        steps_per_s=args.log_every / max(busy, 1e-9))
             if fit is not None:
                 row.update(coarse=fit.coarse.item(), fine=fit.fine.item(), w=float(fit.weight),
@@ -223,7 +236,7 @@ def main(args):
         if args.fid_samples:
             metrics.update(evaluate(args, ema.student, DDPM_SCHEDULE, args.data_dir is not None, device, args.fid_samples))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
-                metrics["teacher_shape_fd"] = evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples)["shape_fd"]
+                metrics["teacher_shape_fd"] = teacher_reference(args, teacher, device)
         metrics["args"] = vars(args)
         write_json(os.path.join(args.out, "metrics.json"), metrics)
         print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))
