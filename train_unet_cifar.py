@@ -65,7 +65,7 @@ def make_student(args, teacher, teacher_config):
 
 
 def kd_terms(args, eps_s, eps_t, feats_s, feats_t):
-    """(KD loss to add, detached LIFT diagnostics for the log) for --kd."""
+    """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd."""
     fit = None
     if args.kd == "lift":
         fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
@@ -76,8 +76,6 @@ def kd_terms(args, eps_s, eps_t, feats_s, feats_t):
         kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
     if "featkd" in args.kd:
         kd = kd + feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
-    if fit is None and eps_t is not None:            # other methods log the per-(sample, channel) fit as a probe
-        fit = lift_loss(eps_s.detach(), eps_t, reduction=args.loss_scale)
     return kd, fit
 
 
@@ -215,6 +213,8 @@ def main(args):
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
                        steps_per_s=args.log_every / max(busy, 1e-9))
+            if fit is None and eps_t is not None:    # other methods log the per-(sample, channel) fit as a probe
+                fit = lift_loss(eps_s.detach(), eps_t, reduction=args.loss_scale)
             if fit is not None:
                 row.update(coarse=fit.coarse.item(), fine=fit.fine.item(), w=float(fit.weight),
                            slope=fit.slope.item(), intercept=fit.intercept.item())
