@@ -277,23 +277,6 @@ def feature_kd_loss(student_features, teacher_features, reduction="mean"):
     return total
 
 
-def teacher_features_of(teacher, layers, *args, **kwargs):
-    """Run the frozen teacher once: (its output, the outputs of `layers`)."""
-    hooks = FeatureHooks(layers)
-    try:
-        with torch.no_grad():
-            out = teacher(*args, **kwargs)
-        return (out.sample if hasattr(out, "sample") else out[0]), hooks.pop()
-    finally:
-        hooks.remove()
-
-
-def clone_frozen(model):
-    """A deep copy with requires_grad off and eval mode: the teacher, frozen once and visibly."""
-    model = copy.deepcopy(model)
-    return model.requires_grad_(False).eval()
-
-
 def percent(n, total):
     """n as a percentage of total, rounded to two decimals."""
     return round(100.0 * n / total, 2) if total else math.nan

@@ -224,3 +224,25 @@ def test_feature_hooks_match_adapted_widths():
     loss = models.feature_kd_loss(feats_s, feats_t)
     loss.backward()
     assert all(a.weight.grad is not None for a in model.adapters if hasattr(a, "weight"))
+
+
+def test_every_module_imports_and_every_import_is_pinned():
+    import ast
+    import importlib
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    local = {f[:-3] for f in os.listdir(repo) if f.endswith(".py")}
+    pinned = {line.split("==")[0].strip().lower().replace("-", "_") for line in open(os.path.join(repo, "requirements.txt"))
+              if "==" in line and not line.startswith("#")}
+    aliases = {"PIL": "pillow", "cleanfid": "clean_fid", "torch_pruning": "torch_pruning", "safetensors": "safetensors",
+               "huggingface_hub": "huggingface_hub"}
+    for name in sorted(local):
+        importlib.import_module(name)
+        tree = ast.parse(open(os.path.join(repo, name + ".py")).read())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for top in {n.split(".")[0] for n in names}:
+                if top in local or top in sys.stdlib_module_names:
+                    continue
+                assert aliases.get(top, top).lower() in pinned, f"{name}.py imports {top}, not pinned in requirements.txt"
