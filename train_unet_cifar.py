@@ -24,7 +24,6 @@ import signal
 import time
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from common import (CSVLog, apply_preset, ema_update, fail, load_checkpoint, save_checkpoint, save_grid,
@@ -111,8 +110,7 @@ def teacher_reference(args, teacher, device):
 
 def sample_only(args):
     """--sample-from DIR: load a saved student (or any UNet2DModel) and write a grid of DDIM samples."""
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = setup_device(args.device)[2]
     unet = load_unet(args.sample_from).to(device)
     samples = ddim_sample(unet, DDPM_SCHEDULE, args.n_samples, args.ddim_steps, args.eta, seed=args.seed, device=device)
     os.makedirs(args.out, exist_ok=True)
@@ -131,8 +129,6 @@ def main(args):
         print(json.dumps(vars(args), indent=1))
         write_json(os.path.join(args.out, "args.json"), vars(args))
 
-    # ---- data
-    images, labels = load_images(args.data_dir, args.image_size, args.n_embedded, seed=args.seed)
     if args.batch_size % world:
         fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
 
@@ -145,8 +141,7 @@ def main(args):
     else:
         teacher, teacher_config = None, load_pretrained(UNet2DModel, args.teacher, subfolder="unet", config_only=True)
     size = teacher_config["sample_size"]
-    if images.shape[-1] != size:
-        images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).round().clamp(0, 255).byte()
+    images, labels = load_images(args.data_dir, size, args.n_embedded, seed=args.seed)   # at the teacher's size
     check_group_size(size * size, args.group_size) if args.kd == "place" else None
     student = make_student(args, teacher, teacher_config).to(device)
     example = ((torch.zeros(1, 3, size, size, device=device), torch.zeros(1, device=device, dtype=torch.long)), {})
@@ -252,7 +247,6 @@ def parse_args(argv=None):
     parser.add_argument("--teacher", help="hub id or local directory of a UNet2DModel")
     parser.add_argument("--data-dir", help="cifar-10-python.tar.gz (or its folder) or an image folder; "
                                            "default: the embedded shapes dataset (tiny/smoke presets)")
-    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--n-embedded", type=int, help="images of the embedded dataset")
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--student-width", type=float, default=0.125, help="width factor (0.125: 1.6 %% of the teacher)")
