@@ -1,4 +1,5 @@
-"""Plumbing every training script shares: devices and DDP, presets, the run log, EMA, atomic checkpoints, grids."""
+"""What every training script shares: flags, the KD objective switch, devices and DDP, presets, the run log, EMA,
+atomic checkpoints, grids."""
 import csv
 import glob
 import json
@@ -11,6 +12,75 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
+
+
+KD_METHODS = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"]
+LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "lr", "steps_per_s"]
+
+
+# ---------------------------------------------------------------- flags every script has
+def add_training_args(parser, teacher_help):
+    """The flags the three scripts share; each script adds its own student, sampler and data flags."""
+    add = parser.add_argument
+    add("--preset", choices=["paper", "tiny", "smoke"], default="paper", help="fills every flag not given")
+    add("--out", help="run dir: log.csv, samples, checkpoints, student/, metrics.json")
+    add("--resume", action="store_true", help="continue from OUT's last checkpoint (fresh if none)")
+    add("--teacher", help=teacher_help)
+    add("--data-dir", help="training images (see the script's docstring); default: the embedded shapes dataset")
+    add("--n-embedded", type=int, help="images of the embedded dataset")
+    add("--kd", choices=KD_METHODS, default="place", help="place = LIFT with PLACE grouping (paper's Ours)")
+    add("--group-size", type=int, default=16, help="PLACE's K (16 in every table of the paper)")
+    add("--kd-weight", type=float, default=1.0, help="lambda (Sec. 4.1: 1)")
+    add("--loss-scale", choices=["sum", "mean"], default="sum",
+        help="sum per sample then batch mean (the released DDPM code), or per-element mean")
+    add("--steps", type=int)
+    add("--batch-size", type=int, help="global batch (split over torchrun processes)")
+    add("--lr", type=float)
+    add("--ema", type=float, help="EMA decay")
+    add("--clip", type=float, default=1.0, help="gradient-norm clip")
+    add("--seed", type=int, default=0)
+    add("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    add("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    add("--log-every", type=int)
+    add("--sample-every", type=int)
+    add("--ckpt-every", type=int)
+    add("--fid-samples", type=int, help="samples for the final metric (0: skip)")
+    add("--fid-mode", choices=["legacy_pytorch", "legacy_tensorflow", "clean"], default="legacy_pytorch",
+        help="clean-fid mode (legacy_pytorch = pytorch-fid)")
+    add("--fid-stats", help=".npz with the reference mu, sigma")
+    add("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
+    add("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
+
+
+def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=()):
+    """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd, on the --loss-scale scale."""
+    from lift import lift_loss, outkd_loss
+    from models import feature_kd_loss
+    from place import place_loss
+    fit = None
+    if args.kd == "lift":
+        fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
+    elif args.kd == "place":
+        fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale)
+    kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
+    if "outkd" in args.kd:
+        kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
+    if "featkd" in args.kd:
+        kd = kd + feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
+    return kd, fit
+
+
+def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds):
+    """One CSV/progress-bar row; methods without their own fit log LIFT's per-(sample, channel) fit as a probe."""
+    from lift import lift_loss
+    row = dict(step=step, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
+               steps_per_s=args.log_every / max(seconds, 1e-9))
+    if fit is None and eps_t is not None:
+        fit = lift_loss(eps_s.detach(), eps_t, reduction=args.loss_scale)
+    if fit is not None:
+        row.update(coarse=fit.coarse.item(), fine=fit.fine.item(), w=float(fit.weight), slope=fit.slope.item(),
+                   intercept=fit.intercept.item())
+    return row
 
 
 # ---------------------------------------------------------------- errors, presets, devices

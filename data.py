@@ -119,8 +119,10 @@ def _load_image(path, size):
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
 
 
-def read_image_folder(path, size):
-    """Every image under `path` (sub-folders are classes, sorted) -> uint8 (N, 3, size, size), labels, class names."""
+def list_image_folder(path):
+    """(files, labels, class names) of every image under `path`; sub-folders are the classes, sorted."""
+    if not os.path.isdir(path):
+        raise DataError(f"--data-dir {path} is not a folder of images")
     files = []
     for root, _, names in sorted(os.walk(path)):
         files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_SUFFIXES)]
@@ -128,12 +130,41 @@ def read_image_folder(path, size):
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {path}")
     classes = sorted({os.path.relpath(os.path.dirname(f), path) for f in files})
     labels = torch.tensor([classes.index(os.path.relpath(os.path.dirname(f), path)) for f in files])
+    return files, labels, classes
+
+
+def load_image_files(files, size):
+    """uint8 (N, 3, size, size) of the given image files (8 reader threads)."""
     try:
         with ThreadPoolExecutor(8) as pool:
-            images = torch.stack(list(pool.map(lambda f: _load_image(f, size), files)))
+            return torch.stack(list(pool.map(lambda f: _load_image(f, size), files)))
     except (OSError, ValueError) as e:
-        raise DataError(f"unreadable image under {path}: {e}") from None
-    return images, labels, classes
+        raise DataError(f"unreadable image: {e}") from None
+
+
+def read_image_folder(path, size):
+    """Every image under `path` (sub-folders are classes, sorted) -> uint8 (N, 3, size, size), labels, class names."""
+    files, labels, classes = list_image_folder(path)
+    return load_image_files(files, size), labels, classes
+
+
+def cache_latents(files, size, encode, path, batch_size=64):
+    """Encode every image file once with encode(uint8 batch) -> latents; store them as float16 in the .npy `path`
+    (written under a temp name, then renamed) and return it memory-mapped. An existing cache is reused as is."""
+    from tqdm import tqdm
+    if not os.path.exists(path):
+        first = encode(load_image_files(files[:1], size))
+        tmp = path + ".tmp.npy"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(files), *first.shape[1:]))
+        for i in tqdm(range(0, len(files), batch_size), desc="encoding latents"):
+            out[i:i + batch_size] = encode(load_image_files(files[i:i + batch_size], size)).cpu().numpy()
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    latents = np.load(path, mmap_mode="r")
+    if len(latents) != len(files):
+        raise DataError(f"latent cache {path} holds {len(latents)} latents for {len(files)} images: delete it")
+    return latents
 
 
 def load_images(data_dir, size, n_embedded, seed=0):

@@ -7,6 +7,8 @@ Train the classifier (a few minutes on 2 CPU cores):
     python metrics.py --out assets/shape_classifier.safetensors
 """
 import argparse
+import functools
+import json
 import os
 import shutil
 import tempfile
@@ -45,6 +47,32 @@ def ddim_sample(unet, scheduler_config, n, steps=100, eta=0.0, seed=0, batch_siz
     return torch.cat(out)
 
 
+@torch.no_grad()
+def guided_sample(predict, scheduler, shape, steps, guidance, seed=0, guided_channels=None, device="cpu"):
+    """Latents (shape) from noise by a diffusers scheduler with classifier-free guidance.
+
+    predict(x, t) gets the batch twice, (conditional; unconditional), and returns both predictions stacked the same
+    way. Guidance, out = uncond + guidance * (cond - uncond) (Ho & Salimans 2022), applies to the first
+    `guided_channels` channels (DiT: the eps half; the learned-variance half is taken from the conditional pass, as
+    DiT samples); the scheduler then takes one step. guidance 1 is no guidance (one pass is still made each way).
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).to(device) * scheduler.init_noise_sigma
+    scheduler.set_timesteps(steps, device=device)
+    for t in scheduler.timesteps:
+        xin = scheduler.scale_model_input(torch.cat([x, x]), t)
+        cond, uncond = predict(xin, t).float().chunk(2)
+        c = guided_channels or cond.shape[1]
+        guided = torch.cat([uncond[:, :c] + guidance * (cond[:, :c] - uncond[:, :c]), cond[:, c:]], dim=1)
+        x = scheduler.step(guided, t, x, generator=g).prev_sample
+    return x
+
+
+def to_uint8(images):
+    """Model-range images in [-1, 1] -> uint8 [0, 255] on the CPU."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
 # ---------------------------------------------------------------- the offline shape metrics
 class ShapeClassifier(nn.Module):
     """A small CNN for the 10 shape kinds; its 128-d penultimate features define shape-FD."""
@@ -65,8 +93,9 @@ class ShapeClassifier(nn.Module):
         return self.head(self.features(x))
 
 
+@functools.lru_cache(maxsize=4)
 def load_classifier(path=CLASSIFIER, device="cpu"):
-    """The shipped shape classifier, frozen."""
+    """The shipped shape classifier, frozen (loaded once per path and device)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no shape classifier at {path}: train it with `python metrics.py --out {path}`")
     model = ShapeClassifier()
@@ -93,15 +122,33 @@ def frechet(feats_a, feats_b):
                                   feats_b.mean(0), np.cov(feats_b, rowvar=False)))
 
 
+_REFERENCE = {}                    # (classifier, n, size) -> features of the held-out images, computed once
+
+
 def shape_metrics(images, classifier, labels=None, n_reference=10_000):
     """shape-FD of uint8 images against held-out embedded images, and (given labels) the class accuracy."""
-    reference, _, _ = make_shapes(n_reference, REFERENCE_SEED, images.shape[-1])
+    key = (classifier, n_reference, images.shape[-1])
+    if key not in _REFERENCE:
+        _REFERENCE.clear()
+        _REFERENCE[key] = classify(classifier, make_shapes(n_reference, REFERENCE_SEED, images.shape[-1])[0])[0]
+    ref_feats = _REFERENCE[key]
     feats, preds = classify(classifier, images)
-    ref_feats, _ = classify(classifier, reference)
     out = {"shape_fd": frechet(feats, ref_feats), "shape_fd_reference_images": n_reference}
     if labels is not None:
         out["class_accuracy"] = float((preds == labels.cpu()).float().mean())
     return out
+
+
+def cached_reference(teacher_dir, settings, compute):
+    """The teacher's offline metrics: read from TEACHER_DIR/reference_metrics.json when they were measured with
+    exactly these settings (the shipped tiny teachers' were), else compute() now."""
+    cache = os.path.join(teacher_dir, "reference_metrics.json")
+    if os.path.isfile(cache):
+        with open(cache) as f:
+            known = json.load(f)
+        if all(known.get(k) == v for k, v in settings.items()):
+            return known
+    return compute()
 
 
 # ---------------------------------------------------------------- FID (clean-fid)

@@ -204,6 +204,116 @@ def prune_unet(teacher, ratio, p=2):
     return student.to(next(teacher.parameters()).device)
 
 
+# ---------------------------------------------------------------- transformers: configs, depth students, latents
+# facebook/DiT-XL-2-256's transformer config (Peebles & Xie 2023, XL/2): 28 blocks, width 1152, patch 2 on 32x32x4
+# latents, 1000 classes (+1 null class for guidance), eps and learned variance out (8 channels).
+DIT_XL2_CONFIG = dict(num_attention_heads=16, attention_head_dim=72, in_channels=4, out_channels=8, num_layers=28,
+                      sample_size=32, patch_size=2, num_embeds_ada_norm=1000, norm_type="ada_norm_zero",
+                      norm_elementwise_affine=False, activation_fn="gelu-approximate", attention_bias=True)
+# stabilityai/stable-diffusion-3-medium-diffusers' transformer config: 24 joint blocks, width 1536, 16-channel latents.
+SD3_MEDIUM_CONFIG = dict(sample_size=128, patch_size=2, in_channels=16, num_layers=24, attention_head_dim=64,
+                         num_attention_heads=24, joint_attention_dim=4096, caption_projection_dim=1536,
+                         pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192)
+
+
+def evenly_spaced(depth, n):
+    """TinyFusion's uniform choice: n of `depth` block indices, evenly spaced, starting at block 0."""
+    if not 1 <= n <= depth:
+        raise ValueError(f"--student-depth {n} must be between 1 and the teacher's {depth} blocks")
+    return [i * depth // n for i in range(n)]
+
+
+def check_keep(keep, depth):
+    """Validate an explicit --keep-blocks list: distinct, increasing, inside the teacher."""
+    if not keep or sorted(set(keep)) != list(keep) or keep[0] < 0 or keep[-1] >= depth:
+        raise ValueError(f"--keep-blocks {keep}: needs distinct increasing block indices in [0, {depth - 1}]")
+    return list(keep)
+
+
+def depth_student(teacher, keep):
+    """The teacher (DiT or SD3 transformer) with only the blocks `keep`, initialised from them; embedders, final layer
+    and everything outside the blocks copied. In SD3 the last block is context-pre-only (it does not update the
+    caption tokens): when the kept last block was not, its caption-side modulation starts from that block's
+    pre-attention scale and shift, and its caption MLP and output projection are dropped, as in the teacher's last block.
+    """
+    config = {k: v for k, v in teacher.config.items() if not k.startswith("_")}
+    config["num_layers"] = len(keep)
+    if config.get("dual_attention_layers"):          # SD3.5: renumber the blocks that have a second attention
+        config["dual_attention_layers"] = tuple(j for j, i in enumerate(keep) if i in config["dual_attention_layers"])
+    student = type(teacher).from_config(config).to(next(teacher.parameters()).device)
+    source = teacher.state_dict()
+    state = {}
+    for key, value in student.state_dict().items():
+        parts = key.split(".")
+        if parts[0] == "transformer_blocks":
+            parts[1] = str(keep[int(parts[1])])
+        src = source[".".join(parts)]
+        if src.shape != value.shape and "norm1_context.linear" in key:
+            # AdaLayerNormZero: (shift, scale, gate)_msa, (shift, scale, gate)_mlp -> AdaLayerNormContinuous: scale, shift
+            shift, scale = src.chunk(6, dim=0)[:2]
+            src = torch.cat([scale, shift], dim=0)
+        state[key] = src.clone()
+    student.load_state_dict(state, strict=True)
+    return student.train(teacher.training)
+
+
+def block_alignment(keep, depth):
+    """For feature KD: teacher block whose output each student block matches, the last before the next kept block."""
+    return [nxt - 1 for nxt in [*keep[1:], depth]]
+
+
+def dit_params(model):
+    """Parameters as the DiT paper counts them: diffusers copies the timestep/class embedder into every block (DiT
+    shares one), so count it once, and DiT's fixed positional embedding is a parameter there (a buffer here)."""
+    emb = sum(p.numel() for p in model.transformer_blocks[0].norm1.emb.parameters())
+    return count_params(model) - (len(model.transformer_blocks) - 1) * emb + model.pos_embed.pos_embed.numel()
+
+
+class PixelUnshuffleLatents(nn.Module):
+    """The offline stand-in for a VAE, named as such: the invertible latent space pixel_unshuffle(x, 2), so 3x32x32
+    images are 12x16x16 latents. No weights, nothing learned; `encode`/`decode` mirror the AutoencoderKL calls used."""
+    scaling_factor, shift_factor = 1.0, 0.0
+
+    def __init__(self, factor=2):
+        super().__init__()
+        self.factor = factor
+
+    def encode(self, x):
+        return nn.functional.pixel_unshuffle(x, self.factor)
+
+    def decode(self, z):
+        return nn.functional.pixel_shuffle(z, self.factor)
+
+
+def load_vae(source, subfolder="vae"):
+    """An AutoencoderKL (hub id or directory), or the PixelUnshuffleLatents stand-in when source is "pixel-unshuffle"."""
+    if source == "pixel-unshuffle":
+        return PixelUnshuffleLatents()
+    from diffusers import AutoencoderKL
+    vae = load_pretrained(AutoencoderKL, source, subfolder=subfolder,
+                          hint="pass a local VAE directory, or --vae pixel-unshuffle (the offline stand-in)")
+    return vae.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def encode_latents(vae, x, generator=None):
+    """Images in [-1, 1] -> the latents diffusion runs on: (z - shift) * scale. The scale brings the VAE's latents
+    to about unit variance (DiT's sd-vae-ft-ema: 0.18215; SD3's VAE: 1.5305 with shift 0.0609, from their configs)."""
+    if isinstance(vae, PixelUnshuffleLatents):
+        return vae.encode(x)
+    z = vae.encode(x).latent_dist.sample(generator)
+    return (z - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def decode_latents(vae, z):
+    """Latents -> images in [-1, 1], the inverse of encode_latents."""
+    if isinstance(vae, PixelUnshuffleLatents):
+        return vae.decode(z).clamp(-1, 1)
+    z = z / vae.config.scaling_factor + (vae.config.shift_factor or 0.0)
+    return vae.decode(z.to(vae.dtype)).sample.float().clamp(-1, 1)
+
+
 # ---------------------------------------------------------------- feature KD
 def unet_feature_layers(unet):
     """The blocks whose outputs feature KD matches in a UNet2DModel: the middle block and every up block."""
@@ -211,7 +321,8 @@ def unet_feature_layers(unet):
 
 
 class FeatureHooks:
-    """Forward hooks that keep the latest output of each given module (the first tensor of a tuple)."""
+    """Forward hooks that keep the latest output of each given module (of a tuple, its last element: the image
+    tokens of SD3's joint blocks, which return (context, image))."""
 
     def __init__(self, modules):
         self.outputs = [None] * len(modules)
@@ -219,7 +330,7 @@ class FeatureHooks:
 
     def _hook(self, i):
         def store(module, inputs, output):
-            self.outputs[i] = output[0] if isinstance(output, (tuple, list)) else output
+            self.outputs[i] = output[-1] if isinstance(output, (tuple, list)) else output
         return store
 
     def pop(self):

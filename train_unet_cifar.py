@@ -26,17 +26,16 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (CSVLog, apply_preset, ema_update, fail, load_checkpoint, save_checkpoint, save_grid,
-                    seed_everything, setup_device, write_json)
+from common import (KD_METHODS, LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss,
+                    load_checkpoint, log_row, save_checkpoint, save_grid, seed_everything, setup_device, write_json)
 from data import batch_indices, load_images, to_model_range
-from lift import lift_loss, outkd_loss
-from metrics import ddim_sample, fid, load_classifier, shape_metrics
-from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, feature_kd_loss, load_pretrained,
-                    load_unet, percent, prune_unet, set_dropout, unet_feature_layers, width_student)
-from place import check_group_size, place_loss
+from lift import outkd_loss
+from metrics import cached_reference, ddim_sample, fid, load_classifier, shape_metrics
+from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, load_pretrained, load_unet, percent,
+                    prune_unet, set_dropout, unet_feature_layers, width_student)
+from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KD_METHODS = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"]
 # The DDPM schedule google/ddpm-cifar10-32 was trained with (Ho et al. 2020): 1000 steps, linear betas.
 DDPM_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                      prediction_type="epsilon", clip_sample=True, variance_type="fixed_small")
@@ -53,7 +52,6 @@ PRESETS = {
                   dropout=0.0, log_every=1, sample_every=2, ckpt_every=2, fid_samples=16, ddim_steps=4,
                   n_embedded=256, eval_teacher=1),
 }
-LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "lr", "steps_per_s"]
 
 
 def make_student(args, teacher, teacher_config):
@@ -61,21 +59,6 @@ def make_student(args, teacher, teacher_config):
     if args.prune_ratio is not None:
         return set_dropout(prune_unet(teacher, args.prune_ratio), args.dropout)
     return width_student(teacher_config, args.student_width, args.dropout)
-
-
-def kd_terms(args, eps_s, eps_t, feats_s, feats_t):
-    """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd."""
-    fit = None
-    if args.kd == "lift":
-        fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
-    elif args.kd == "place":
-        fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale)
-    kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
-    if "outkd" in args.kd:
-        kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
-    if "featkd" in args.kd:
-        kd = kd + feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
-    return kd, fit
 
 
 def evaluate(args, unet, sched_config, images_are_cifar, device, n):
@@ -96,16 +79,10 @@ def evaluate(args, unet, sched_config, images_are_cifar, device, n):
 
 
 def teacher_reference(args, teacher, device):
-    """The teacher's shape-FD with the same sampler settings: read from TEACHER/reference_metrics.json when it was
-    measured with exactly these settings (the shipped tiny teacher's was), else measured now."""
+    """The teacher's shape-FD with the same sampler settings (cached in TEACHER/reference_metrics.json)."""
     settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, n_samples=args.fid_samples, sample_seed=args.seed)
-    cache = os.path.join(args.teacher, "reference_metrics.json")
-    if os.path.isfile(cache):
-        with open(cache) as f:
-            known = json.load(f)
-        if all(known.get(k) == v for k, v in settings.items()):
-            return known["shape_fd"]
-    return evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples)["shape_fd"]
+    return cached_reference(args.teacher, settings,
+                            lambda: evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples))["shape_fd"]
 
 
 def sample_only(args):
@@ -192,7 +169,7 @@ def main(args):
                     eps_t = teacher(xt, t).sample
                     feats_t = teacher_hooks.pop() if feature_kd else []
         diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
-        kd, fit = kd_terms(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
+        kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
         loss = diffusion + args.kd_weight * kd
         if not torch.isfinite(loss):
             fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
@@ -206,13 +183,7 @@ def main(args):
             os.kill(os.getpid(), signal.SIGKILL)
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = dict(step=done, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
-                       steps_per_s=args.log_every / max(busy, 1e-9))
-            if fit is None and eps_t is not None:    # other methods log the per-(sample, channel) fit as a probe
-                fit = lift_loss(eps_s.detach(), eps_t, reduction=args.loss_scale)
-            if fit is not None:
-                row.update(coarse=fit.coarse.item(), fine=fit.fine.item(), w=float(fit.weight),
-                           slope=fit.slope.item(), intercept=fit.intercept.item())
+            row = log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy)
             log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w", "slope") if k in row})
             busy = 0.0
@@ -241,41 +212,14 @@ def main(args):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="LIFT + PLACE distillation of a DDPM U-Net (paper Table 1 setting).")
-    parser.add_argument("--preset", choices=list(PRESETS), default="paper", help="fills every flag not given")
-    parser.add_argument("--out", default="runs/unet", help="run dir: log.csv, samples, checkpoints, student/, metrics.json")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint (fresh if none)")
-    parser.add_argument("--teacher", help="hub id or local directory of a UNet2DModel")
-    parser.add_argument("--data-dir", help="cifar-10-python.tar.gz (or its folder) or an image folder; "
-                                           "default: the embedded shapes dataset (tiny/smoke presets)")
-    parser.add_argument("--n-embedded", type=int, help="images of the embedded dataset")
+    add_training_args(parser, teacher_help="hub id or local directory of a UNet2DModel (or a pipeline holding one)")
+    parser.set_defaults(out="runs/unet")
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--student-width", type=float, default=0.125, help="width factor (0.125: 1.6 %% of the teacher)")
     student.add_argument("--prune-ratio", type=float, help="prune this share of the teacher's channels instead")
-    parser.add_argument("--kd", choices=KD_METHODS, default="place", help="place = LIFT with PLACE grouping (paper's Ours)")
-    parser.add_argument("--group-size", type=int, default=16, help="PLACE's K (16 in every table of the paper)")
-    parser.add_argument("--kd-weight", type=float, default=1.0, help="lambda (Sec. 4.1: 1)")
-    parser.add_argument("--loss-scale", choices=["sum", "mean"], default="sum",
-                        help="sum per sample then batch mean (the released DDPM code), or per-element mean")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--ema", type=float, help="EMA decay")
     parser.add_argument("--dropout", type=float)
-    parser.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    parser.add_argument("--log-every", type=int)
-    parser.add_argument("--sample-every", type=int)
-    parser.add_argument("--ckpt-every", type=int)
     parser.add_argument("--ddim-steps", type=int, help="DDIM sampling steps (paper: 100)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (paper: 0)")
-    parser.add_argument("--fid-samples", type=int, help="samples for the final metric (0: skip)")
-    parser.add_argument("--fid-mode", choices=["legacy_pytorch", "legacy_tensorflow", "clean"], default="legacy_pytorch",
-                        help="clean-fid mode (legacy_pytorch = pytorch-fid, as Diff-Pruning reports)")
-    parser.add_argument("--fid-stats", help=".npz with reference mu, sigma (default: clean-fid's CIFAR-10 train stats)")
-    parser.add_argument("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
-    parser.add_argument("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
     parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
     parser.add_argument("--n-samples", type=int, default=64, help="with --sample-from")
     args = parser.parse_args(argv)

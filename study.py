@@ -1,0 +1,173 @@
+"""Does the paper's extreme-compression claim hold at small scale? Every KD method at two student sizes, several seeds.
+
+The paper (Table 1) reports that at a 1.6 % student OutKD and feature KD become unstable while LIFT + PLACE
+converges, and that at milder ratios all methods are close. This runs the same comparison offline on CPU: the
+shipped tiny teacher on the embedded shapes dataset; students of 1.6 % (width 1/8) and 25 % (width 1/2), both
+randomly initialised; methods none, outkd, featkd, outkd+featkd, lift, place; the same steps and settings for all.
+Each run is train_unet_cifar.py (called in-process); finished runs are skipped, so a killed study resumes.
+
+    python study.py --out results                       # the full study, about 1.5 hours on 2 CPU cores
+    python study.py --out /tmp/study --quick            # the same pipeline in about a minute (CI)
+
+Writes OUT/runs.csv (one row per run), OUT/summary.csv and OUT/summary.md (mean +- std over seeds),
+OUT/curves.csv (every run's logged losses and LIFT diagnostics), OUT/study.png, and OUT/runs/<run>/ for each run.
+"""
+import argparse
+import csv
+import json
+import os
+import statistics
+import time
+
+import train_unet_cifar
+
+RATIOS = {"1.6%": 0.125, "25%": 0.5}              # name -> --student-width (1/8 and 1/2 of every width)
+METHODS = train_unet_cifar.KD_METHODS
+SPIKE_FACTOR = 3.0                                 # a logged diffusion loss above 3x the median of the 10 rows
+SPIKE_WINDOW = 10                                  # before it counts as a spike
+
+
+def stability(log_rows):
+    """(spikes, final diffusion loss) of one run's log: a spike is a diffusion loss > SPIKE_FACTOR x trailing median."""
+    losses = [float(r["diffusion"]) for r in log_rows]
+    spikes = sum(1 for i in range(SPIKE_WINDOW, len(losses))
+                 if losses[i] > SPIKE_FACTOR * statistics.median(losses[i - SPIKE_WINDOW:i]))
+    return spikes, (statistics.mean(losses[-5:]) if losses else float("nan"))
+
+
+def run_one(args, method, ratio, seed):
+    """Train + evaluate one student (skipped when OUT/runs/<name>/metrics.json exists); its runs.csv row."""
+    name = f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}"
+    out = os.path.join(args.out, "runs", name)
+    argv = ["--preset", "tiny", "--kd", method, "--student-width", str(RATIOS[ratio]), "--seed", str(seed),
+            "--out", out, "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--log-every", str(args.log_every), "--sample-every", str(args.steps), "--ckpt-every", str(args.steps),
+            "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps), "--n-embedded", str(args.n_embedded),
+            "--eval-teacher", "0", "--threads", str(args.threads), "--resume"]
+    metrics_path = os.path.join(out, "metrics.json")
+    diverged = 0
+    if not os.path.exists(metrics_path):
+        try:
+            train_unet_cifar.main(train_unet_cifar.parse_args(argv))
+        except SystemExit:                          # the script exits when the loss is not finite: a divergence
+            diverged = 1
+    metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
+    with open(os.path.join(out, "log.csv")) as f:
+        log = list(csv.DictReader(f))
+    spikes, final = stability(log)
+    row = dict(method=method, ratio=ratio, student_width=RATIOS[ratio], seed=seed, steps=args.steps,
+               shape_fd=metrics.get("shape_fd", float("nan")), percent_of_teacher=metrics.get("percent_of_teacher"),
+               diverged=diverged, spikes=spikes, final_diffusion_loss=final,
+               final_w=float(log[-1]["w"]) if log and log[-1]["w"] else float("nan"))
+    curves = [dict(method=method, ratio=ratio, seed=seed, **r) for r in log]
+    return row, curves
+
+
+def teacher_value(args):
+    """The teacher's shape-FD with the study's sampler settings (the reference line)."""
+    from diffusers import UNet2DModel
+    from metrics import ddim_sample, load_classifier, shape_metrics
+    teacher = UNet2DModel.from_pretrained(train_unet_cifar.PRESETS["tiny"]["teacher"])
+    samples = ddim_sample(teacher, train_unet_cifar.DDPM_SCHEDULE, args.samples, args.ddim_steps, seed=0)
+    return shape_metrics(samples, load_classifier())["shape_fd"]
+
+
+def summarise(rows):
+    """Mean +- std over seeds of shape-FD, the spike count and divergences, per (ratio, method)."""
+    out = []
+    for ratio in RATIOS:
+        for method in METHODS:
+            runs = [r for r in rows if r["ratio"] == ratio and r["method"] == method]
+            fd = [r["shape_fd"] for r in runs]
+            out.append(dict(ratio=ratio, method=method, seeds=len(runs), shape_fd_mean=statistics.mean(fd),
+                            shape_fd_std=statistics.stdev(fd) if len(fd) > 1 else 0.0,
+                            spikes=sum(r["spikes"] for r in runs), diverged=sum(r["diverged"] for r in runs)))
+    return out
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(path, rows, curves, teacher_fd):
+    """Left: shape-FD per method and ratio (each seed a dot, the teacher a line); right: diffusion-loss curves."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for j, ratio in enumerate(RATIOS):
+        for i, method in enumerate(METHODS):
+            fd = [r["shape_fd"] for r in rows if r["ratio"] == ratio and r["method"] == method]
+            ax.scatter([i + 0.2 * (2 * j - 1)] * len(fd), fd, color=f"C{j}", s=18, label=ratio if i == 0 else None)
+    ax.axhline(teacher_fd, color="k", ls="--", lw=1, label="teacher")
+    ax.set_xticks(range(len(METHODS)), METHODS, rotation=20)
+    ax.set_ylabel("shape-FD (lower is better)")
+    ax.legend()
+    for i, method in enumerate(METHODS):
+        run = [c for c in curves if c["method"] == method and c["ratio"] == "1.6%" and c["seed"] == 0]
+        bx.plot([int(c["step"]) for c in run], [float(c["diffusion"]) for c in run], color=f"C{i}", lw=1, label=method)
+    bx.set_yscale("log")
+    bx.set_xlabel("step")
+    bx.set_ylabel("diffusion loss (1.6 % student, seed 0)")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(args):
+    os.makedirs(args.out, exist_ok=True)
+    tic = time.time()
+    rows, curves = [], []
+    for seed in range(args.seeds):                  # seeds outermost: a partial study already covers every method
+        for ratio in RATIOS:
+            for method in METHODS:
+                row, curve = run_one(args, method, ratio, seed)
+                rows.append(row)
+                curves += curve
+                print(f"[study {time.time() - tic:7.0f} s] {method:13s} {ratio:5s} seed {seed}: "
+                      f"shape-FD {row['shape_fd']:.2f}, spikes {row['spikes']}, diverged {row['diverged']}", flush=True)
+    teacher_fd = teacher_value(args)
+    summary = summarise(rows)
+    write_csv(os.path.join(args.out, "runs.csv"), rows)
+    write_csv(os.path.join(args.out, "curves.csv"), curves)
+    write_csv(os.path.join(args.out, "summary.csv"), summary)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(f"shape-FD over {args.seeds} seeds (mean ± std; teacher {teacher_fd:.2f}), {args.steps} steps\n\n")
+        f.write("| method | " + " | ".join(f"{r} shape-FD | {r} spikes" for r in RATIOS) + " |\n")
+        f.write("| --- |" + " ---: | ---: |" * len(RATIOS) + "\n")
+        for method in METHODS:
+            cells = [s for s in summary if s["method"] == method]
+            f.write(f"| {method} | " + " | ".join(f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | {s['spikes']}"
+                                                 + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+                                                 for s in cells) + " |\n")
+    write_json_settings = dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic))
+    with open(os.path.join(args.out, "settings.json"), "w") as f:
+        json.dump(write_json_settings, f, indent=2)
+    plot(os.path.join(args.out, "study.png"), rows, curves, teacher_fd)
+    print(open(os.path.join(args.out, "summary.md")).read())
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Every KD method at 1.6 % and 25 % students, several seeds (offline).")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--quick", action="store_true", help="a minute-long version of the same study (CI)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3, help="the tiny preset's learning rate")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=500, help="samples per run for shape-FD")
+    parser.add_argument("--ddim-steps", type=int, default=20)
+    parser.add_argument("--n-embedded", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.log_every, args.samples, args.ddim_steps, args.n_embedded = 2, 3, 1, 16, 2, 256
+    return args
+
+
+if __name__ == "__main__":
+    main(parse_args())
