@@ -4,6 +4,7 @@ Every dataset is held in memory as uint8 images (N, 3, H, W) with integer labels
 and batches come from `batch_indices(step)`: a pure function of (seed, step), so a resumed run sees exactly the
 data a straight run would, with no loader state to save.
 """
+import json
 import os
 import pickle
 import tarfile
@@ -146,6 +147,31 @@ def read_image_folder(path, size):
     """Every image under `path` (sub-folders are classes, sorted) -> uint8 (N, 3, size, size), labels, class names."""
     files, labels, classes = list_image_folder(path)
     return load_image_files(files, size), labels, classes
+
+
+def list_captioned_folder(path):
+    """(files, captions) of a folder of images with captions: a .txt beside each image, or a metadata.jsonl whose
+    lines are {"file_name": ..., "text": ...} (the Hugging Face imagefolder convention)."""
+    files = list_image_folder(path)[0]
+    meta = os.path.join(path, "metadata.jsonl")
+    known = {}
+    if os.path.isfile(meta):
+        with open(meta) as f:
+            for line in f:
+                if line.strip():
+                    entry = json.loads(line)
+                    known[os.path.normpath(os.path.join(path, entry["file_name"]))] = entry["text"]
+    captions = []
+    for file in files:
+        txt = os.path.splitext(file)[0] + ".txt"
+        if os.path.isfile(txt):
+            with open(txt) as f:
+                captions.append(f.read().strip())
+        elif os.path.normpath(file) in known:
+            captions.append(known[os.path.normpath(file)])
+        else:
+            raise DataError(f"no caption for {file}: put a .txt beside it or a line in {meta}")
+    return files, captions
 
 
 def cache_latents(files, size, encode, path, batch_size=64):

@@ -57,10 +57,11 @@ def guided_sample(predict, scheduler, shape, steps, guidance, seed=0, guided_cha
     DiT samples); the scheduler then takes one step. guidance 1 is no guidance (one pass is still made each way).
     """
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g).to(device) * scheduler.init_noise_sigma
+    x = torch.randn(shape, generator=g).to(device) * getattr(scheduler, "init_noise_sigma", 1.0)
     scheduler.set_timesteps(steps, device=device)
     for t in scheduler.timesteps:
-        xin = scheduler.scale_model_input(torch.cat([x, x]), t)
+        xin = torch.cat([x, x])
+        xin = scheduler.scale_model_input(xin, t) if hasattr(scheduler, "scale_model_input") else xin  # flow: none
         cond, uncond = predict(xin, t).float().chunk(2)
         c = guided_channels or cond.shape[1]
         guided = torch.cat([uncond[:, :c] + guidance * (cond[:, :c] - uncond[:, :c]), cond[:, c:]], dim=1)

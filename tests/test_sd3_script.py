@@ -1,0 +1,178 @@
+"""train_sd3.py: depth students of an MMDiT (the context-pre-only last block), the stand-in text encoder, the flow
+objective's pieces, and the script end to end."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from diffusers import SD3Transformer2DModel
+from safetensors.torch import load_file
+
+from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
+from train_sd3 import StandInTextEncoder, encode_captions
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
+                num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
+                pos_embed_max_size=16)
+
+
+def run(*args, env=None):
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", **(env or {}))
+    return subprocess.run([sys.executable, os.path.join(REPO, "train_sd3.py"), "--preset", "smoke", *args],
+                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
+
+
+def rows(out):
+    with open(os.path.join(out, "log.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def random_sd3(seed=0, **overrides):
+    """A small MMDiT with every weight random (the zero-initialised modulations would hide mistakes)."""
+    torch.manual_seed(seed)
+    model = SD3Transformer2DModel(**{**TINY_SD3, **overrides})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model.eval()
+
+
+def inputs(b=3):
+    g = torch.Generator().manual_seed(1)
+    return dict(hidden_states=torch.randn(b, 12, 16, 16, generator=g),
+                encoder_hidden_states=torch.randn(b, 5, 16, generator=g),
+                pooled_projections=torch.randn(b, 8, generator=g), timestep=torch.tensor([10.0, 500.0, 990.0])[:b])
+
+
+def test_sd3_medium_and_students_on_meta():
+    """SD3-medium's transformer from its config, without weights: about 2 B parameters, 24 joint blocks."""
+    with torch.device("meta"):
+        teacher = SD3Transformer2DModel(**SD3_MEDIUM_CONFIG)
+        sizes = {n: count_params(depth_student(teacher, evenly_spaced(24, n))) for n in (12, 6)}
+    assert round(count_params(teacher) / 1e9, 2) == 2.03 and len(teacher.transformer_blocks) == 24
+    assert {n: round(s / 1e6) for n, s in sizes.items()} == {12: 1009, 6: 499}
+
+
+def test_full_depth_student_is_the_teacher():
+    teacher = random_sd3()
+    student = depth_student(teacher, [0, 1, 2, 3])
+    with torch.no_grad():
+        assert torch.equal(student(**inputs()).sample, teacher(**inputs()).sample)
+
+
+def test_last_kept_block_takes_the_context_pre_only_form():
+    """Block 1 kept last: it becomes context-pre-only, and its image-token output is exactly the teacher block's."""
+    teacher = random_sd3()
+    student = depth_student(teacher, [0, 1])
+    assert student.transformer_blocks[1].context_pre_only and not teacher.transformer_blocks[1].context_pre_only
+    assert student.transformer_blocks[1].ff_context is None
+    x = torch.randn(2, 64, 16)
+    c = torch.randn(2, 5, 16)
+    temb = torch.randn(2, 16)
+    with torch.no_grad():
+        _, image_t = teacher.transformer_blocks[1](x, c, temb)
+        context_s, image_s = student.transformer_blocks[1](x, c, temb)
+    assert context_s is None and torch.allclose(image_s, image_t, atol=1e-6, rtol=1e-6)
+    t, s = teacher.state_dict(), student.state_dict()
+    assert torch.equal(s["transformer_blocks.0.attn.to_q.weight"], t["transformer_blocks.0.attn.to_q.weight"])
+    with torch.no_grad():
+        assert not torch.allclose(student(**inputs()).sample, teacher(**inputs()).sample)
+
+
+def test_stand_in_text_encoder():
+    enc = StandInTextEncoder(16, 8, max_tokens=4)
+    tokens, pooled = enc(["a red circle", "a red circle", "a blue star", ""])
+    assert tokens.shape == (4, 4, 16) and pooled.shape == (4, 8)
+    assert torch.equal(tokens[0], tokens[1]) and not torch.equal(tokens[0], tokens[2])
+    assert torch.equal(tokens[0, 1], enc(["red"])[0][0, 0])                 # a word is the same vector anywhere
+    assert tokens[0, 3].abs().sum() == 0 and tokens[3].abs().sum() == 0 and pooled[3].abs().sum() == 0
+    assert torch.allclose(pooled[0], torch.stack([enc.word(w)[16:] for w in "a red circle".split()]).mean(0))
+
+
+def test_caption_cache_on_disk_equals_in_memory(tmp_path):
+    enc = StandInTextEncoder(16, 8)
+    captions = [f"a red circle {i}" for i in range(5)]
+    memory = encode_captions(enc, captions)
+    disk = encode_captions(enc, captions, str(tmp_path / "cache"))
+    assert memory[0].shape == (6, 8, 16) and memory[0][-1].abs().sum() == 0     # the empty caption is the last row
+    for m, d in zip(memory, disk):
+        assert torch.allclose(m, torch.from_numpy(d.astype("float32")), atol=1e-2)  # float16 on disk
+    reread = encode_captions(None, captions, str(tmp_path / "cache"))          # an existing cache is reused as is
+    assert all((a == b).all() for a, b in zip(disk, reread))
+
+
+@pytest.mark.parametrize("kd", ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"])
+def test_every_kd_method_end_to_end(kd, tmp_path):
+    out = str(tmp_path / kd)
+    p = run("--kd", kd, "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    log = rows(out)
+    assert [int(r["step"]) for r in log] == [1, 2, 3, 4]
+    assert all(float(r["diffusion"]) > 0 and (float(r["kd"]) > 0) == (kd != "none") for r in log)
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["kept_blocks"] == [0, 3] and metrics["sampler"] == "FlowMatchEuler" and metrics["shift"] == 3.0
+    assert 0 <= metrics["class_accuracy"] <= 1 and metrics["shape_fd"] > 0
+    student = SD3Transformer2DModel.from_pretrained(os.path.join(out, "student"))
+    assert student.config.num_layers == 2 and student.transformer_blocks[-1].context_pre_only
+    assert count_params(student) == metrics["student_params"]
+
+
+def test_killed_and_resumed_equals_straight(tmp_path):
+    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
+    common = ["--kd", "place", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100", "--fid-samples", "0"]
+    assert run(*common, "--out", straight).returncode == 0
+    p = run(*common, "--out", killed, env={"LIFT_KILL_AT_STEP": "5"})
+    assert p.returncode != 0 and open(os.path.join(killed, "latest")).read() == "ckpt_00000004"
+    p = run(*common, "--out", killed, "--resume")
+    assert p.returncode == 0 and "resumed from step 4" in p.stdout
+    a = load_file(os.path.join(straight, "student", "diffusion_pytorch_model.safetensors"))
+    b = load_file(os.path.join(killed, "student", "diffusion_pytorch_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(killed), rows(straight))]
+
+
+def test_transformer_only_teacher_dir_captioned_folder_and_sampling(tmp_path):
+    from PIL import Image
+    random_sd3(num_layers=5, joint_attention_dim=32, pooled_projection_dim=32).save_pretrained(tmp_path / "teacher")
+    os.makedirs(tmp_path / "data")
+    for i in range(4):
+        Image.new("RGB", (32, 32), (50 * i, 100, 200)).save(tmp_path / "data" / f"{i}.png")
+        (tmp_path / "data" / f"{i}.txt").write_text(f"a blue square {i}")
+    out = str(tmp_path / "run")
+    p = run("--teacher", str(tmp_path / "teacher"), "--keep-blocks", "0,2,3", "--data-dir", str(tmp_path / "data"),
+            "--batch-size", "4", "--fid-samples", "0", "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import numpy as np
+    assert np.load(os.path.join(out, "cache_tokens.npy")).shape == (5, 8, 32)       # 4 captions + the empty one
+    assert np.load(os.path.join(out, "cache_latents.npy")).shape == (4, 12, 16, 16)
+    student = SD3Transformer2DModel.from_pretrained(os.path.join(out, "student"))
+    assert student.config.num_layers == 3
+    p = run("--sample-from", os.path.join(out, "student"), "--vae", "pixel-unshuffle", "--sample-steps", "2",
+            "--out", str(tmp_path / "grid"))
+    assert p.returncode == 0 and os.path.exists(tmp_path / "grid" / "samples.png")
+
+
+def test_missing_caption_is_one_line(tmp_path):
+    from PIL import Image
+    os.makedirs(tmp_path / "data")
+    Image.new("RGB", (32, 32)).save(tmp_path / "data" / "0.png")
+    p = run("--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"))
+    assert p.returncode != 0 and p.stderr.strip().splitlines()[-1].startswith("error: no caption for ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keep-blocks", "2,2"], "needs distinct increasing"),
+    (["--student-depth", "7"], "--student-depth 7 must be between 1 and the teacher's 6 blocks"),
+    (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
+    (["--text-encoder", "someone/no-encoders"], "cannot load SD3's text encoders"),
+    (["--group-size", "48"], "does not divide the 256 spatial elements"),
+])
+def test_bad_input_one_line_and_nonzero(args, message):
+    p = run(*args, "--out", "/tmp/lift_bad_input_sd3")
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr

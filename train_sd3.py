@@ -1,0 +1,392 @@
+"""Distil Stable Diffusion 3's MMDiT into one with fewer joint blocks, with LIFT + PLACE on the predicted velocity.
+
+The paper's flow-matching setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026): teacher SD3-medium's transformer
+(24 joint blocks, about 2 B parameters), rectified flow as SD3 trains it; students keep fewer joint blocks,
+initialised from them. The text encoders (CLIP-L, CLIP-G, T5-XXL) only fill a cache of prompt embeddings once;
+training never holds them.
+
+    # offline, CPU, a few minutes: tiny shipped MMDiT teacher, embedded captions, stand-in text encoder and latents
+    python train_sd3.py --preset tiny --out runs/sd3_tiny
+    # the paper setting on GPUs: a folder of images with captions (.txt beside each image, or metadata.jsonl)
+    torchrun --nproc_per_node 8 train_sd3.py --preset paper --student-depth 12 --data-dir captioned/ \
+        --fid-stats ref_stats.npz --out runs/sd3_d12
+    # sample a grid from a saved student (captions of the embedded dataset)
+    python train_sd3.py --sample-from runs/sd3_tiny/student --vae pixel-unshuffle --out runs/sd3_grid
+    # re-train the shipped tiny teacher from its config (random init, all 6 blocks, no KD)
+    python train_sd3.py --preset tiny --kd none --init random --student-depth 6 --steps 6000 --out runs/sd3_teacher
+
+Objective (Esser et al. 2024, SD3): x_t = (1 - sigma) x_0 + sigma * noise, the network predicts the velocity
+noise - x_0 (MSE, uniform weighting), sigma drawn logit-normal (mean 0, std 1) and shifted by the schedule's shift
+(3.0 for SD3-medium) through the scheduler's own table. The KD methods compare student and teacher velocities. A
+caption is replaced by the empty caption 10 % of the time (for guidance); the teacher gets the same captions.
+"""
+import argparse
+import copy
+import json
+import os
+import signal
+import time
+import zlib
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss, load_checkpoint,
+                    log_row, save_checkpoint, save_grid, seed_everything, setup_device, write_json)
+from data import batch_indices, cache_latents, list_captioned_folder, make_shapes, to_model_range
+from lift import outkd_loss
+from metrics import cached_reference, fid, guided_sample, load_classifier, shape_metrics, to_uint8
+from models import (Distillee, FeatureHooks, LoadError, PixelUnshuffleLatents, block_alignment, check_keep,
+                    count_params, decode_latents, depth_student, encode_latents, evenly_spaced, load_pretrained,
+                    load_vae, percent)
+from place import check_group_size
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SD3 = "stabilityai/stable-diffusion-3-medium-diffusers"
+PRESETS = {
+    # SD3 fine-tuning as diffusers' SD3 training script: AdamW lr 1e-4 (no warm-up); sampler as the SD3 pipeline's
+    # defaults: 28 flow-matching Euler steps, guidance 7.0. FID on 30k samples as text-to-image papers report.
+    "paper": dict(teacher=SD3, vae=SD3, text_encoder=SD3, student_depth=12, steps=100_000, batch_size=64, lr=1e-4,
+                  ema=0.9999, log_every=100, sample_every=5000, ckpt_every=5000, sample_steps=28, guidance=7.0,
+                  fid_samples=30_000, n_embedded=50_000, eval_teacher=0),
+    "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_sd3"), vae="pixel-unshuffle", text_encoder="stand-in",
+                 student_depth=2, steps=1500, batch_size=64, lr=1e-3, ema=0.999, log_every=25, sample_every=500,
+                 ckpt_every=500, sample_steps=28, guidance=2.0, fid_samples=1000, n_embedded=20_000, eval_teacher=1),
+    "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_sd3"), vae="pixel-unshuffle", text_encoder="stand-in",
+                  student_depth=2, steps=4, batch_size=8, lr=1e-3, ema=0.999, log_every=1, sample_every=2, ckpt_every=2,
+                  sample_steps=4, guidance=2.0, fid_samples=16, n_embedded=256, eval_teacher=0),
+}
+
+
+class StandInTextEncoder:
+    """The offline stand-in for SD3's three text encoders, named as such: every word maps to fixed random vectors
+    (seeded by its CRC32) of the sizes the transformer's config asks for. Tokens (B, max_tokens, joint_attention_dim)
+    are the words in order, zero-padded; the pooled vector (B, pooled_projection_dim) is the mean over words. The
+    empty caption is all zeros. Nothing is learned; the transformer's conditioning path is the real one."""
+
+    def __init__(self, joint_dim, pooled_dim, max_tokens=8):
+        self.joint_dim, self.pooled_dim, self.max_tokens = joint_dim, pooled_dim, max_tokens
+
+    def word(self, w):
+        g = torch.Generator().manual_seed(zlib.crc32(w.encode()))
+        return torch.randn(self.joint_dim + self.pooled_dim, generator=g)
+
+    def __call__(self, captions):
+        tokens, pooled = torch.zeros(len(captions), self.max_tokens, self.joint_dim), torch.zeros(len(captions), self.pooled_dim)
+        for i, caption in enumerate(captions):
+            words = caption.lower().split()[:self.max_tokens]
+            if words:
+                vectors = torch.stack([self.word(w) for w in words])
+                tokens[i, :len(words)] = vectors[:, :self.joint_dim]
+                pooled[i] = vectors[:, self.joint_dim:].mean(0)
+        return tokens, pooled
+
+
+def text_encoder(args, config, device):
+    """captions -> (prompt tokens, pooled): the stand-in, or SD3's three encoders through its pipeline."""
+    if args.text_encoder == "stand-in":
+        return StandInTextEncoder(config.joint_attention_dim, config.pooled_projection_dim)
+    from diffusers import StableDiffusion3Pipeline
+    try:
+        pipe = StableDiffusion3Pipeline.from_pretrained(args.text_encoder, transformer=None, vae=None).to(device)
+    except Exception as e:
+        raise LoadError(f"cannot load SD3's text encoders from {args.text_encoder} ({type(e).__name__}): pass a local "
+                        f"pipeline directory, or --text-encoder stand-in (offline)") from None
+
+    def encode(captions):
+        tokens, _, pooled, _ = pipe.encode_prompt(captions, None, None, device=device, do_classifier_free_guidance=False)
+        return tokens, pooled
+    return encode
+
+
+def encode_captions(encode, captions, cache=None, batch_size=64):
+    """(tokens, pooled) for every caption and, last, the empty caption (the guidance null): in memory, or written once
+    to memory-mapped float16 files CACHE_tokens.npy, CACHE_pooled.npy (temp name, then rename)."""
+    captions = list(captions) + [""]
+    if cache is None:
+        tokens, pooled = zip(*(encode(captions[i:i + batch_size]) for i in range(0, len(captions), batch_size)))
+        return torch.cat(tokens).float(), torch.cat(pooled).float()
+    paths = [f"{cache}_tokens.npy", f"{cache}_pooled.npy"]
+    if not all(os.path.exists(p) for p in paths):
+        first = encode(captions[:1])
+        outs = [np.lib.format.open_memmap(p + ".tmp.npy", mode="w+", dtype=np.float16, shape=(len(captions), *f.shape[1:]))
+                for p, f in zip(paths, first)]
+        for i in tqdm(range(0, len(captions), batch_size), desc="encoding captions"):
+            for out, value in zip(outs, encode(captions[i:i + batch_size])):
+                out[i:i + batch_size] = value.float().cpu().numpy()
+        for out, p in zip(outs, paths):
+            out.flush()
+            os.replace(p + ".tmp.npy", p)
+    return tuple(np.load(p, mmap_mode="r") for p in paths)
+
+
+def rows_of(table, idx, device):
+    """Rows idx of an in-memory tensor or a memory-mapped array, as float32 on device."""
+    if isinstance(table, torch.Tensor):
+        return table[idx].to(device)
+    return torch.from_numpy(np.asarray(table[idx.numpy()])).float().to(device)
+
+
+@torch.no_grad()
+def sample(args, model, vae, tokens, pooled, null, seed, device, batch_size=256):
+    """uint8 images for the given prompt embeddings: guided flow-matching Euler sampling, then the decoder."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    cfg = model.config
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(tokens), batch_size):
+        tok, pool = tokens[i:i + batch_size].to(device), pooled[i:i + batch_size].to(device)
+        enc = torch.cat([tok, null[0].to(device).expand_as(tok)])               # (conditional; unconditional)
+        pooled2 = torch.cat([pool, null[1].to(device).expand_as(pool)])
+
+        def predict(x, t):
+            return model(x, encoder_hidden_states=enc, pooled_projections=pooled2, timestep=t.expand(len(x))).sample
+        z = guided_sample(predict, FlowMatchEulerDiscreteScheduler(shift=args.shift),
+                          (len(tok), cfg.in_channels, cfg.sample_size, cfg.sample_size), args.sample_steps,
+                          args.guidance, seed=seed + i, device=device)
+        out.append(to_uint8(decode_latents(vae, z)))
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(args, model, vae, encode, null, device, n):
+    """FID (clean-fid, --fid-stats) for real data; offline: shape-FD and caption -> class accuracy of samples."""
+    settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance, shift=args.shift,
+                    n_samples=n, sample_seed=args.seed)
+    if args.data_dir is not None or args.fid_stats:
+        if not args.fid_stats:
+            fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
+        captions = list_captioned_folder(args.data_dir)[1] if args.data_dir else [""]
+        made = [0]
+
+        def generate(b):                             # the dataset's captions in order, cycled
+            chosen = [captions[(made[0] + k) % len(captions)] for k in range(b)]
+            made[0] += b
+            tok, pool = encode(chosen)
+            return sample(args, model, vae, tok.float(), pool.float(), null, args.seed * 1_000_003 + made[0], device).to(device)
+        return dict(settings, captions="the data's, in order", fid=fid(generate, n, mode=args.fid_mode, stats=args.fid_stats,
+                    inception=args.fid_inception, device=str(device)), fid_mode=args.fid_mode)
+    _, labels, captions = make_shapes(n, seed=args.seed + 1)                   # captions of unseen images
+    tok, pool = encode(captions)
+    images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device)
+    return dict(settings, captions="embedded, seed + 1", **shape_metrics(images, load_classifier(device=device), labels))
+
+
+def sample_only(args):
+    """--sample-from DIR: a grid of guided samples from a saved MMDiT, for captions of the embedded dataset."""
+    from diffusers import SD3Transformer2DModel
+    device = setup_device(args.device)[2]
+    model = load_pretrained(SD3Transformer2DModel, args.sample_from, subfolder="transformer").to(device)
+    vae = load_vae(args.vae).to(device)
+    encode = text_encoder(args, model.config, device)
+    _, _, captions = make_shapes(64, seed=args.seed)
+    tok, pool = encode(captions)
+    images = sample(args, model, vae, tok.float(), pool.float(), encode([""]), args.seed, device)
+    os.makedirs(args.out, exist_ok=True)
+    save_grid(to_model_range(images), os.path.join(args.out, "samples.png"), nrow=8)
+    with open(os.path.join(args.out, "captions.txt"), "w") as f:
+        f.write("\n".join(captions) + "\n")
+    print(f"wrote {len(images)} samples to {os.path.join(args.out, 'samples.png')} (captions in captions.txt)")
+
+
+def main(args):
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers.training_utils import compute_density_for_timestep_sampling
+    # ---- devices, seeds, run dir
+    rank, world, device = setup_device(args.device)
+    seed_everything(args.seed + rank)
+    torch.set_num_threads(args.threads) if args.threads else None
+    os.makedirs(args.out, exist_ok=True)
+    if rank == 0:
+        print(json.dumps(vars(args), indent=1))
+        write_json(os.path.join(args.out, "args.json"), vars(args))
+    if args.batch_size % world:
+        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
+
+    # ---- teacher (frozen), student, EMA
+    if args.init == "teacher" or args.kd != "none":
+        teacher = load_pretrained(SD3Transformer2DModel, args.teacher, subfolder="transformer").to(device)
+        teacher.requires_grad_(False).eval()
+    else:                                            # training from scratch without KD: the teacher's config only
+        config = load_pretrained(SD3Transformer2DModel, args.teacher, subfolder="transformer", config_only=True)
+        teacher = SD3Transformer2DModel.from_config(config).to(device).requires_grad_(False).eval()
+    cfg = teacher.config
+    depth = cfg.num_layers
+    keep = check_keep(args.keep_blocks, depth) if args.keep_blocks else evenly_spaced(depth, args.student_depth)
+    student = depth_student(teacher, keep) if args.init == "teacher" else \
+        SD3Transformer2DModel.from_config({**cfg, "num_layers": len(keep)}).to(device)
+    student.train()
+    if device.type == "cuda":
+        student.enable_gradient_checkpointing()     # activations recomputed per block: memory for batch size
+    teacher_params = count_params(teacher)
+    if args.kd == "none" and args.init == "random":
+        teacher = None
+    vae = load_vae(args.vae).to(device)
+    C, S = cfg.in_channels, cfg.sample_size
+    factor = 2 if isinstance(vae, PixelUnshuffleLatents) else 2 ** (len(vae.config.block_out_channels) - 1)
+    image_size = S * factor
+    probe = encode_latents(vae, torch.zeros(1, 3, image_size, image_size, device=device))
+    if probe.shape[1:] != (C, S, S):
+        fail(f"the VAE gives {tuple(probe.shape[1:])} latents but the teacher takes {(C, S, S)}: "
+             f"use --vae pixel-unshuffle only with a teacher of in_channels 12 on 16x16 (or pass the matching VAE)")
+    check_group_size(S * S, args.group_size) if args.kd == "place" else None
+    feature_kd = "featkd" in args.kd
+    encode = text_encoder(args, cfg, device)
+    null_tok, null_pool = encode([""])
+    example = ((torch.zeros(1, C, S, S, device=device),),
+               dict(encoder_hidden_states=null_tok.float().to(device), pooled_projections=null_pool.float().to(device),
+                    timestep=torch.zeros(1, device=device)))
+    teacher_hooks = None
+    if feature_kd:                                   # student block j <-> the teacher block before the next kept one
+        teacher_hooks = FeatureHooks([teacher.transformer_blocks[i] for i in block_alignment(keep, depth)])
+        teacher(*example[0], **example[1])
+    model = Distillee(student, list(student.transformer_blocks) if feature_kd else (),
+                      teacher_hooks.pop() if feature_kd else None, example).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    sizes = dict(student_params=count_params(student), teacher_params=teacher_params, kept_blocks=keep,
+                 percent_of_teacher=percent(count_params(student), teacher_params))
+    if rank == 0:
+        print(f"student keeps joint blocks {keep} of {depth}: {sizes['student_params'] / 1e6:.3f} M parameters "
+              f"({sizes['percent_of_teacher']} % of the teacher's {teacher_params / 1e6:.3f} M)")
+
+    # ---- data: latents and prompt embeddings, cached (a captioned folder) or in memory (the embedded shapes)
+    if args.data_dir is not None:
+        files, captions = list_captioned_folder(args.data_dir)
+        cache = args.cache or os.path.join(args.out, "cache")
+        if rank == 0:
+            latents = cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)),
+                                    cache + "_latents.npy")
+            text = encode_captions(encode, captions, cache)
+        if world > 1:
+            torch.distributed.barrier()
+        latents, text = cache_latents(files, image_size, None, cache + "_latents.npy"), encode_captions(None, captions, cache)
+        images, n_data = None, len(files)
+    else:
+        images, _, captions = make_shapes(args.n_embedded, args.seed, image_size)
+        latents, n_data = None, len(images)
+        text = encode_captions(encode, captions)
+    del encode                                       # the text encoders are not needed past the cache
+
+    # ---- optimizer, resume
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0)
+    start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
+    if rank == 0 and start:
+        print(f"resumed from step {start}")
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    flow = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=args.shift)
+    log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS, start) if rank == 0 else None
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    first = torch.arange(min(64, n_data))
+    grid_text = rows_of(text[0], first, "cpu"), rows_of(text[1], first, "cpu")            # fixed captions for grids
+    null = rows_of(text[0], torch.tensor([n_data]), "cpu"), rows_of(text[1], torch.tensor([n_data]), "cpu")
+
+    # ---- training loop
+    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
+    busy = 0.0
+    for step in bar:
+        tic = time.time()
+        idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
+        if latents is not None:
+            x0 = torch.from_numpy(np.asarray(latents[idx.numpy()])).float().to(device)
+        else:
+            x0 = encode_latents(vae, to_model_range(images[idx]).to(device))
+        drop = torch.rand(len(idx)) < args.caption_dropout                      # -> the empty caption (last row)
+        c = torch.where(drop, torch.full_like(idx, n_data), idx)                 # the same captions for both networks
+        enc, pooled = rows_of(text[0], c, device), rows_of(text[1], c, device)
+        noise = torch.randn_like(x0)
+        u = compute_density_for_timestep_sampling("logit_normal", len(x0), logit_mean=0.0, logit_std=1.0)
+        i = (u * flow.config.num_train_timesteps).long()
+        t, sigma = flow.timesteps[i].to(device), flow.sigmas[i].to(device).view(-1, 1, 1, 1)   # shifted table
+        xt = (1 - sigma) * x0 + sigma * noise                                    # rectified flow, SD3 Eq. 3
+        target = noise - x0                                                      # the velocity
+        with autocast:
+            v_s, feats_s = train_model(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t)
+            v_t, feats_t = None, []
+            if teacher is not None and args.kd != "none":
+                with torch.no_grad():
+                    v_t = teacher(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t).sample
+                    feats_t = teacher_hooks.pop() if feature_kd else []
+        diffusion = outkd_loss(v_s, target, reduction=args.loss_scale).loss     # flow-matching MSE on the KD scale
+        kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t) if v_t is not None else (diffusion.new_zeros(()), None)
+        loss = diffusion + args.kd_weight * kd
+        if not torch.isfinite(loss):
+            fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        optimizer.step()
+        ema_update(ema, model, args.ema, step)
+        done, busy = step + 1, busy + time.time() - tic
+        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if rank == 0 and (done % args.log_every == 0 or done == args.steps):
+            row = log_row(args, done, loss, diffusion, kd, fit, v_s, v_t, busy)
+            log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w") if k in row})
+            busy = 0.0
+        if rank == 0 and done % args.sample_every == 0:
+            grid = sample(args, ema.student, vae, *grid_text, null, 0, device)
+            save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
+        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps):
+            save_checkpoint(args.out, done, model, ema, optimizer, args)
+        if world > 1 and done % args.ckpt_every == 0:
+            torch.distributed.barrier()
+
+    # ---- final save and evaluation
+    if rank == 0:
+        ema.student.save_pretrained(os.path.join(args.out, "student"))
+        metrics = dict(method=args.kd, steps=args.steps, **sizes)
+        if args.fid_samples:
+            encode = text_encoder(args, cfg, device)
+            null = tuple(v.float() for v in encode([""]))
+            metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples))
+            if args.eval_teacher and teacher is not None and args.data_dir is None:
+                settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance,
+                                shift=args.shift, n_samples=args.fid_samples, sample_seed=args.seed)
+                ref = cached_reference(args.teacher, settings,
+                                       lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples))
+                metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
+        metrics["args"] = vars(args)
+        write_json(os.path.join(args.out, "metrics.json"), metrics)
+        print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="LIFT + PLACE distillation of SD3's MMDiT into fewer joint blocks.")
+    add_training_args(parser, teacher_help="hub id or directory: an SD3 pipeline or an SD3Transformer2DModel alone")
+    parser.set_defaults(out="runs/sd3")
+    student = parser.add_mutually_exclusive_group()
+    student.add_argument("--student-depth", type=int, help="keep this many evenly spaced joint blocks")
+    student.add_argument("--keep-blocks", type=lambda s: [int(i) for i in s.split(",")],
+                         help="explicit joint blocks to keep, e.g. 0,6,12,18")
+    parser.add_argument("--init", choices=["teacher", "random"], default="teacher",
+                        help="student weights from the kept teacher blocks, or random (to train a teacher)")
+    parser.add_argument("--vae", help="AutoencoderKL hub id or directory (an SD3 pipeline's vae/), or pixel-unshuffle")
+    parser.add_argument("--text-encoder", help="SD3 pipeline (hub id or directory) whose encoders fill the cache, "
+                                               "or stand-in (offline)")
+    parser.add_argument("--cache", help="prefix of the latent and prompt-embedding caches (default OUT/cache)")
+    parser.add_argument("--caption-dropout", type=float, default=0.1, help="caption -> empty caption rate")
+    parser.add_argument("--shift", type=float, default=3.0, help="the flow schedule's shift (SD3-medium's config: 3.0)")
+    parser.add_argument("--sample-steps", type=int)
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
+    args = parser.parse_args(argv)
+    apply_preset(args, PRESETS)
+    if args.keep_blocks:
+        args.student_depth = None
+    return args
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    try:
+        sample_only(args) if args.sample_from else main(args)
+    except (ValueError, LoadError) as e:
+        fail(str(e))
