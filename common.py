@@ -115,6 +115,21 @@ def setup_device(requested):
     return 0, 1, torch.device(requested)
 
 
+def start_run(args):
+    """(rank, world, device) of a training run: devices and DDP, seed + rank, threads, OUT with args.json (rank 0)."""
+    rank, world, device = setup_device(args.device)
+    seed_everything(args.seed + rank)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    if rank == 0:
+        print(json.dumps(vars(args), indent=1))
+        write_json(os.path.join(args.out, "args.json"), vars(args))
+    if args.batch_size % world:
+        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
+    return rank, world, device
+
+
 def seed_everything(seed):
     """Seed python, numpy and torch (CPU and CUDA)."""
     random.seed(seed)

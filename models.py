@@ -257,6 +257,23 @@ def depth_student(teacher, keep):
     return student.train(teacher.training)
 
 
+def depth_teacher_student(cls, args, device):
+    """(teacher, student, kept blocks) for the transformer scripts. The teacher comes frozen from --teacher; with
+    --init random and --kd none only its config is read (the returned teacher is then a random model of that shape,
+    good for sizes only). The student keeps --keep-blocks or --student-depth evenly spaced blocks, initialised from
+    them (--init teacher) or at random."""
+    if args.init == "teacher" or args.kd != "none":
+        teacher = load_pretrained(cls, args.teacher, subfolder="transformer").to(device)
+    else:
+        teacher = cls.from_config(load_pretrained(cls, args.teacher, subfolder="transformer", config_only=True)).to(device)
+    teacher.requires_grad_(False).eval()
+    depth = teacher.config.num_layers
+    keep = check_keep(args.keep_blocks, depth) if args.keep_blocks else evenly_spaced(depth, args.student_depth)
+    student = depth_student(teacher, keep) if args.init == "teacher" else \
+        cls.from_config({**teacher.config, "num_layers": len(keep)}).to(device)
+    return teacher, student.train(), keep
+
+
 def block_alignment(keep, depth):
     """For feature KD: teacher block whose output each student block matches, the last before the next kept block."""
     return [nxt - 1 for nxt in [*keep[1:], depth]]
@@ -293,6 +310,16 @@ def load_vae(source, subfolder="vae"):
     vae = load_pretrained(AutoencoderKL, source, subfolder=subfolder,
                           hint="pass a local VAE directory, or --vae pixel-unshuffle (the offline stand-in)")
     return vae.requires_grad_(False).eval()
+
+
+def latent_image_size(vae, channels, size, device="cpu"):
+    """The image size whose latents are (channels, size, size); raises ValueError when the VAE cannot give them."""
+    factor = 2 if isinstance(vae, PixelUnshuffleLatents) else 2 ** (len(vae.config.block_out_channels) - 1)
+    probe = encode_latents(vae, torch.zeros(1, 3, size * factor, size * factor, device=device))
+    if probe.shape[1:] != (channels, size, size):
+        raise ValueError(f"the VAE gives {tuple(probe.shape[1:])} latents but the teacher takes {(channels, size, size)}: "
+                         "use --vae pixel-unshuffle only with a teacher of in_channels 12 on 16x16 (or pass the matching VAE)")
+    return size * factor
 
 
 @torch.no_grad()

@@ -20,9 +20,10 @@ import statistics
 import time
 
 import train_unet_cifar
+from common import KD_METHODS
 
 RATIOS = {"1.6%": 0.125, "25%": 0.5}              # name -> --student-width (1/8 and 1/2 of every width)
-METHODS = train_unet_cifar.KD_METHODS
+METHODS = KD_METHODS
 SPIKE_FACTOR = 3.0                                 # a logged diffusion loss above 3x the median of the 10 rows
 SPIKE_WINDOW = 10                                  # before it counts as a spike
 

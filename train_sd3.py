@@ -33,13 +33,12 @@ import torch
 from tqdm import tqdm
 
 from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss, load_checkpoint,
-                    log_row, save_checkpoint, save_grid, seed_everything, setup_device, write_json)
+                    log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
 from data import batch_indices, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, fid, guided_sample, load_classifier, shape_metrics, to_uint8
-from models import (Distillee, FeatureHooks, LoadError, PixelUnshuffleLatents, block_alignment, check_keep,
-                    count_params, decode_latents, depth_student, encode_latents, evenly_spaced, load_pretrained,
-                    load_vae, percent)
+from models import (Distillee, FeatureHooks, LoadError, block_alignment, count_params, decode_latents,
+                    depth_teacher_student, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -195,42 +194,19 @@ def main(args):
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from diffusers.training_utils import compute_density_for_timestep_sampling
     # ---- devices, seeds, run dir
-    rank, world, device = setup_device(args.device)
-    seed_everything(args.seed + rank)
-    torch.set_num_threads(args.threads) if args.threads else None
-    os.makedirs(args.out, exist_ok=True)
-    if rank == 0:
-        print(json.dumps(vars(args), indent=1))
-        write_json(os.path.join(args.out, "args.json"), vars(args))
-    if args.batch_size % world:
-        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
+    rank, world, device = start_run(args)
 
     # ---- teacher (frozen), student, EMA
-    if args.init == "teacher" or args.kd != "none":
-        teacher = load_pretrained(SD3Transformer2DModel, args.teacher, subfolder="transformer").to(device)
-        teacher.requires_grad_(False).eval()
-    else:                                            # training from scratch without KD: the teacher's config only
-        config = load_pretrained(SD3Transformer2DModel, args.teacher, subfolder="transformer", config_only=True)
-        teacher = SD3Transformer2DModel.from_config(config).to(device).requires_grad_(False).eval()
-    cfg = teacher.config
-    depth = cfg.num_layers
-    keep = check_keep(args.keep_blocks, depth) if args.keep_blocks else evenly_spaced(depth, args.student_depth)
-    student = depth_student(teacher, keep) if args.init == "teacher" else \
-        SD3Transformer2DModel.from_config({**cfg, "num_layers": len(keep)}).to(device)
-    student.train()
+    teacher, student, keep = depth_teacher_student(SD3Transformer2DModel, args, device)
     if device.type == "cuda":
         student.enable_gradient_checkpointing()     # activations recomputed per block: memory for batch size
+    cfg, depth = teacher.config, teacher.config.num_layers
     teacher_params = count_params(teacher)
     if args.kd == "none" and args.init == "random":
-        teacher = None
+        teacher = None                                # only its config was needed
     vae = load_vae(args.vae).to(device)
     C, S = cfg.in_channels, cfg.sample_size
-    factor = 2 if isinstance(vae, PixelUnshuffleLatents) else 2 ** (len(vae.config.block_out_channels) - 1)
-    image_size = S * factor
-    probe = encode_latents(vae, torch.zeros(1, 3, image_size, image_size, device=device))
-    if probe.shape[1:] != (C, S, S):
-        fail(f"the VAE gives {tuple(probe.shape[1:])} latents but the teacher takes {(C, S, S)}: "
-             f"use --vae pixel-unshuffle only with a teacher of in_channels 12 on 16x16 (or pass the matching VAE)")
+    image_size = latent_image_size(vae, C, S, device)
     check_group_size(S * S, args.group_size) if args.kd == "place" else None
     feature_kd = "featkd" in args.kd
     encode = text_encoder(args, cfg, device)

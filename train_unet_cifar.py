@@ -26,8 +26,8 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (KD_METHODS, LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss,
-                    load_checkpoint, log_row, save_checkpoint, save_grid, seed_everything, setup_device, write_json)
+from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss,
+                    load_checkpoint, log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
 from data import batch_indices, load_images, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, ddim_sample, fid, load_classifier, shape_metrics
@@ -98,16 +98,7 @@ def sample_only(args):
 def main(args):
     from diffusers import DDPMScheduler, UNet2DModel
     # ---- devices, seeds, run dir
-    rank, world, device = setup_device(args.device)
-    seed_everything(args.seed + rank)
-    torch.set_num_threads(args.threads) if args.threads else None
-    os.makedirs(args.out, exist_ok=True)
-    if rank == 0:
-        print(json.dumps(vars(args), indent=1))
-        write_json(os.path.join(args.out, "args.json"), vars(args))
-
-    if args.batch_size % world:
-        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
+    rank, world, device = start_run(args)
 
     # ---- teacher (frozen), student, EMA
     needs_teacher = args.kd != "none" or args.prune_ratio is not None

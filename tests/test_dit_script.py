@@ -1,10 +1,7 @@
 """train_dit_latent.py: its pieces (depth students, DiT sizes, label dropout, L_vlb) and the script end to end."""
-import csv
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,22 +10,15 @@ from safetensors.torch import load_file
 
 from models import DIT_XL2_CONFIG, block_alignment, depth_student, dit_params, evenly_spaced
 from train_dit_latent import DIT_SCHEDULE, drop_labels, no_internal_label_dropout, vlb_loss
+from helpers import assert_one_line_error, rows, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_DIT = dict(num_attention_heads=2, attention_head_dim=8, in_channels=12, out_channels=24, num_layers=4,
                 sample_size=16, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero",
                 norm_elementwise_affine=False, activation_fn="gelu-approximate")
 
 
 def run(*args, env=None):
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run([sys.executable, os.path.join(REPO, "train_dit_latent.py"), "--preset", "smoke", *args],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
-
-
-def rows(out):
-    with open(os.path.join(out, "log.csv")) as f:
-        return list(csv.DictReader(f))
+    return run_script("train_dit_latent.py", *args, env=env)
 
 
 def random_dit(seed=0, **overrides):
@@ -187,7 +177,4 @@ def test_image_folder_latent_cache(tmp_path):
     (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir is not a folder of images"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    p = run(*args, "--out", "/tmp/lift_bad_input_dit")
-    assert p.returncode != 0
-    last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr
+    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_dit"), message)

@@ -1,10 +1,7 @@
 """train_sd3.py: depth students of an MMDiT (the context-pre-only last block), the stand-in text encoder, the flow
 objective's pieces, and the script end to end."""
-import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,22 +10,15 @@ from safetensors.torch import load_file
 
 from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
 from train_sd3 import StandInTextEncoder, encode_captions
+from helpers import assert_one_line_error, rows, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
                 pos_embed_max_size=16)
 
 
 def run(*args, env=None):
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run([sys.executable, os.path.join(REPO, "train_sd3.py"), "--preset", "smoke", *args],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
-
-
-def rows(out):
-    with open(os.path.join(out, "log.csv")) as f:
-        return list(csv.DictReader(f))
+    return run_script("train_sd3.py", *args, env=env)
 
 
 def random_sd3(seed=0, **overrides):
@@ -172,7 +162,4 @@ def test_missing_caption_is_one_line(tmp_path):
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    p = run(*args, "--out", "/tmp/lift_bad_input_sd3")
-    assert p.returncode != 0
-    last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr
+    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_sd3"), message)

@@ -1,8 +1,6 @@
 """train_unet_cifar.py end to end through its smoke preset (subprocesses, as a user runs it)."""
-import csv
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -12,20 +10,11 @@ from safetensors.torch import load_file
 
 from models import load_unet
 from test_tools import TINY, _cifar_tarball
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args, env=None, module="train_unet_cifar.py", launcher=()):
-    """Run the script with the smoke preset; return the CompletedProcess."""
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run([*(launcher or [sys.executable]), os.path.join(REPO, module), "--preset", "smoke", *args],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
+from helpers import assert_one_line_error, rows, run_script
 
 
-def rows(out):
-    with open(os.path.join(out, "log.csv")) as f:
-        return list(csv.DictReader(f))
+def run(*args, env=None, launcher=()):
+    return run_script("train_unet_cifar.py", *args, env=env, launcher=launcher)
 
 
 @pytest.mark.parametrize("kd", ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"])
@@ -106,7 +95,4 @@ def test_cifar_tarball_trains(tmp_path):
     (["--batch-size", "100000"], "larger than the dataset"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    p = run(*args, "--out", "/tmp/lift_bad_input")
-    assert p.returncode != 0
-    last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr
+    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input"), message)
