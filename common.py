@@ -13,6 +13,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from lift import lift_loss, outkd_loss
+from models import feature_kd_loss
+from place import place_loss
+
 
 KD_METHODS = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"]
 LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "lr", "steps_per_s"]
@@ -54,9 +58,6 @@ def add_training_args(parser, teacher_help):
 
 def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=()):
     """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd, on the --loss-scale scale."""
-    from lift import lift_loss, outkd_loss
-    from models import feature_kd_loss
-    from place import place_loss
     fit = None
     if args.kd == "lift":
         fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
@@ -72,7 +73,6 @@ def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=()):
 
 def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds):
     """One CSV/progress-bar row; methods without their own fit log LIFT's per-(sample, channel) fit as a probe."""
-    from lift import lift_loss
     row = dict(step=step, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
                steps_per_s=args.log_every / max(seconds, 1e-9))
     if fit is None and eps_t is not None:

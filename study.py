@@ -20,7 +20,7 @@ import statistics
 import time
 
 import train_unet_cifar
-from common import KD_METHODS
+from common import KD_METHODS, write_json
 
 RATIOS = {"1.6%": 0.125, "25%": 0.5}              # name -> --student-width (1/8 and 1/2 of every width)
 METHODS = KD_METHODS
@@ -144,9 +144,8 @@ def main(args):
             f.write(f"| {method} | " + " | ".join(f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | {s['spikes']}"
                                                  + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
                                                  for s in cells) + " |\n")
-    write_json_settings = dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic))
-    with open(os.path.join(args.out, "settings.json"), "w") as f:
-        json.dump(write_json_settings, f, indent=2)
+    write_json(os.path.join(args.out, "settings.json"),
+               dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic)))
     plot(os.path.join(args.out, "study.png"), rows, curves, teacher_fd)
     print(open(os.path.join(args.out, "summary.md")).read())
 

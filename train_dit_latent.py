@@ -208,11 +208,11 @@ def main(args):
         if len(names) > classes:
             fail(f"{args.data_dir} has {len(names)} classes but the teacher knows {classes}")
         cache = args.latent_cache or os.path.join(args.out, "latents.npy")
-        latents = cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)), cache) \
-            if rank == 0 or os.path.exists(cache) else None
+        if rank == 0:                                # encode once (other ranks wait), then every rank maps it
+            cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)), cache)
         if world > 1:
             torch.distributed.barrier()
-            latents = cache_latents(files, image_size, None, cache)
+        latents = cache_latents(files, image_size, None, cache)
         images, n_data = None, len(files)
     else:
         images, all_labels, _ = make_shapes(args.n_embedded, args.seed, image_size)

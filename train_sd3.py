@@ -231,10 +231,10 @@ def main(args):
     if args.data_dir is not None:
         files, captions = list_captioned_folder(args.data_dir)
         cache = args.cache or os.path.join(args.out, "cache")
-        if rank == 0:
-            latents = cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)),
-                                    cache + "_latents.npy")
-            text = encode_captions(encode, captions, cache)
+        if rank == 0:                                # encode once (other ranks wait), then every rank maps them
+            cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)),
+                          cache + "_latents.npy")
+            encode_captions(encode, captions, cache)
         if world > 1:
             torch.distributed.barrier()
         latents, text = cache_latents(files, image_size, None, cache + "_latents.npy"), encode_captions(None, captions, cache)
