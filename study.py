@@ -8,9 +8,12 @@ Each run is train_unet_cifar.py (called in-process); finished runs are skipped, 
 
     python study.py --out results                       # the full study, about 1.5 hours on 2 CPU cores
     python study.py --out /tmp/study --quick            # the same pipeline in about a minute (CI)
+    python study.py --out results --investigate         # why place does not win at 1.6 %: one knob at a time
 
 Writes OUT/runs.csv (one row per run), OUT/summary.csv and OUT/summary.md (mean +- std over seeds),
 OUT/curves.csv (every run's logged losses and LIFT diagnostics), OUT/study.png, and OUT/runs/<run>/ for each run.
+With --investigate: OUT/investigation.csv and OUT/investigation.md, the 1.6 % student with one setting changed
+at a time (steps, learning rate, kd-weight, group size K, init from the pruned teacher) for none, outkd and place.
 """
 import argparse
 import csv
@@ -26,6 +29,18 @@ RATIOS = {"1.6%": 0.125, "25%": 0.5}              # name -> --student-width (1/8
 METHODS = KD_METHODS
 SPIKE_FACTOR = 3.0                                 # a logged diffusion loss above 3x the median of the 10 rows
 SPIKE_WINDOW = 10                                  # before it counts as a spike
+VARIANTS = [                                       # the investigation: (label, methods, flags changed from the study)
+    ("study settings", ["none", "outkd", "place"], []),
+    ("4x steps", ["none", "outkd", "place"], ["--steps", "x4"]),
+    ("lr 3e-3", ["none", "outkd", "place"], ["--lr", "3e-3"]),
+    ("lr 3e-4", ["none", "outkd", "place"], ["--lr", "3e-4"]),
+    ("kd-weight 0.1", ["outkd", "place"], ["--kd-weight", "0.1"]),
+    ("kd-weight 10", ["outkd", "place"], ["--kd-weight", "10"]),
+    ("K 4", ["place"], ["--group-size", "4"]),
+    ("K 64", ["place"], ["--group-size", "64"]),
+    ("K 1024", ["place"], ["--group-size", "1024"]),
+    ("init: teacher pruned 87.5 %", ["none", "outkd", "place"], ["--prune-ratio", "0.875"]),
+]
 
 
 def stability(log_rows):
@@ -36,15 +51,22 @@ def stability(log_rows):
     return spikes, (statistics.mean(losses[-5:]) if losses else float("nan"))
 
 
-def run_one(args, method, ratio, seed):
-    """Train + evaluate one student (skipped when OUT/runs/<name>/metrics.json exists); its runs.csv row."""
-    name = f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}"
+def run_one(args, method, ratio, seed, flags=()):
+    """Train + evaluate one student (skipped when OUT/runs/<name>/metrics.json exists); its runs.csv row.
+
+    flags: changes to the study's settings (the investigation), e.g. ["--lr", "3e-3"]; part of the run's name.
+    ["--steps", "x4"] trains 4 times the study's steps."""
+    flags = dict(zip(flags[::2], flags[1::2]))
+    steps = args.steps * int(flags.pop("--steps", "x1")[1:])
+    suffix = "".join(f"_{k.strip('-')}{v}" for k, v in flags.items()) + (f"_steps{steps}" if steps != args.steps else "")
+    name = f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}{suffix}"
     out = os.path.join(args.out, "runs", name)
-    argv = ["--preset", "tiny", "--kd", method, "--student-width", str(RATIOS[ratio]), "--seed", str(seed),
-            "--out", out, "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--log-every", str(args.log_every), "--sample-every", str(args.steps), "--ckpt-every", str(args.steps),
+    size = [] if "--prune-ratio" in flags else ["--student-width", str(RATIOS[ratio])]
+    argv = ["--preset", "tiny", "--kd", method, *size, "--seed", str(seed),
+            "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--log-every", str(args.log_every), "--sample-every", str(steps), "--ckpt-every", str(steps),
             "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps), "--n-embedded", str(args.n_embedded),
-            "--eval-teacher", "0", "--threads", str(args.threads), "--resume"]
+            "--eval-teacher", "0", "--threads", str(args.threads), "--resume"] + [x for kv in flags.items() for x in kv]
     metrics_path = os.path.join(out, "metrics.json")
     diverged = 0
     if not os.path.exists(metrics_path):
@@ -56,7 +78,7 @@ def run_one(args, method, ratio, seed):
     with open(os.path.join(out, "log.csv")) as f:
         log = list(csv.DictReader(f))
     spikes, final = stability(log)
-    row = dict(method=method, ratio=ratio, student_width=RATIOS[ratio], seed=seed, steps=args.steps,
+    row = dict(method=method, ratio=ratio, student_width=RATIOS[ratio], seed=seed, steps=steps,
                shape_fd=metrics.get("shape_fd", float("nan")), percent_of_teacher=metrics.get("percent_of_teacher"),
                diverged=diverged, spikes=spikes, final_diffusion_loss=final,
                final_w=float(log[-1]["w"]) if log and log[-1]["w"] else float("nan"))
@@ -150,11 +172,40 @@ def main(args):
     print(open(os.path.join(args.out, "summary.md")).read())
 
 
+def investigate(args):
+    """The 1.6 % student with one setting changed at a time, for none / outkd / place: OUT/investigation.{csv,md}."""
+    os.makedirs(args.out, exist_ok=True)
+    tic, rows = time.time(), []
+    for label, methods, flags in VARIANTS:
+        for seed in range(args.seeds):
+            for method in methods:
+                row, _ = run_one(args, method, "1.6%", seed, flags)
+                rows.append(dict(variant=label, **row))
+                print(f"[investigate {time.time() - tic:7.0f} s] {label:28s} {method:6s} seed {seed}: "
+                      f"shape-FD {row['shape_fd']:.2f}, final diffusion loss {row['final_diffusion_loss']:.1f}", flush=True)
+    write_csv(os.path.join(args.out, "investigation.csv"), rows)
+    methods = ["none", "outkd", "place"]
+    with open(os.path.join(args.out, "investigation.md"), "w") as f:
+        f.write(f"1.6 % student, shape-FD (final diffusion loss), mean over {args.seeds} seed(s); "
+                f"one setting changed from the study's ({args.steps} steps, lr {args.lr:g}, kd-weight 1, K 16, random init)\n\n")
+        f.write("| change | " + " | ".join(methods) + " |\n| --- |" + " ---: |" * len(methods) + "\n")
+        for label, _, _ in VARIANTS:
+            cells = []
+            for method in methods:
+                runs = [r for r in rows if r["variant"] == label and r["method"] == method]
+                cells.append(f"{statistics.mean(r['shape_fd'] for r in runs):.2f} "
+                             f"({statistics.mean(r['final_diffusion_loss'] for r in runs):.0f})" if runs else "")
+            f.write(f"| {label} | " + " | ".join(cells) + " |\n")
+    print(open(os.path.join(args.out, "investigation.md")).read())
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Every KD method at 1.6 % and 25 % students, several seeds (offline).")
     parser.add_argument("--out", default="results")
     parser.add_argument("--quick", action="store_true", help="a minute-long version of the same study (CI)")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--investigate", action="store_true",
+                        help="instead of the study: the 1.6 %% student with one setting changed at a time")
+    parser.add_argument("--seeds", type=int, help="seeds per setting (default 3; 1 with --investigate)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="the tiny preset's learning rate")
@@ -164,10 +215,13 @@ def parse_args(argv=None):
     parser.add_argument("--n-embedded", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     args = parser.parse_args(argv)
+    args.seeds = args.seeds or (1 if args.investigate else 3)
     if args.quick:
-        args.seeds, args.steps, args.log_every, args.samples, args.ddim_steps, args.n_embedded = 2, 3, 1, 16, 2, 256
+        args.steps, args.log_every, args.samples, args.ddim_steps, args.n_embedded = 3, 1, 16, 2, 256
+        args.seeds = 1 if args.investigate else 2
     return args
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    args = parse_args()
+    investigate(args) if args.investigate else main(args)
