@@ -1,6 +1,7 @@
-"""Forward + backward time of the KD losses on CPU, each beside a plain implementation of the same math.
+"""Forward + backward time of the KD losses on CPU or a GPU, each beside a plain implementation of the same math.
 
-    python benchmarks/bench_losses.py            # the README table (2 threads)
+    python benchmarks/bench_losses.py                   # the README's CPU table (2 threads)
+    python benchmarks/bench_losses.py --device cuda     # the README's GPU table
 
 Plain = what one would write first: argsort, two torch.gather calls, and per-group mean/var/cov through autograd
 (lift.grouped_loss_plain). Every row checks that both give the same loss and gradient before timing them.
@@ -38,12 +39,15 @@ def plain_place(s, t, group_size=16):
 
 
 def timed(fn, s, t, repeats):
-    """Median seconds of forward + backward over `repeats` runs, after one warm-up."""
+    """Median seconds of forward + backward over `repeats` runs, after one warm-up (GPU work waited for)."""
+    sync = torch.cuda.synchronize if s.is_cuda else (lambda: None)
     times = []
     for i in range(repeats + 1):
         x = s.detach().requires_grad_(True)
+        sync()
         start = time.perf_counter()
         fn(x, t).backward()
+        sync()
         times.append(time.perf_counter() - start)
     return sorted(times[1:])[repeats // 2]
 
@@ -60,18 +64,21 @@ def check_same(fast, plain, s, t):
 def main(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
     methods = {
         "outkd": (lambda s, t: outkd_loss(s, t).loss, plain_outkd),
         "lift": (lambda s, t: lift_loss(s, t).loss, plain_lift),
         "place": (lambda s, t: place_loss(s, t, args.group_size).loss,
                   lambda s, t: plain_place(s, t, args.group_size)),
     }
-    print(f"CPU, {args.threads} threads, group_size {args.group_size}, median of {args.repeats}, forward+backward")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"{where}, torch {torch.__version__}, group_size {args.group_size}, median of {args.repeats}, forward+backward")
     print("| shape | loss | plain ms | ours ms | ours / plain |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for shape in [(128, 3, 32, 32), (32, 4, 32, 32), (4, 16, 128, 128)]:
-        t = torch.randn(shape)
-        s = 0.8 * t + 0.3 * torch.randn(shape) + 0.1          # a student that is partly right
+    shapes = [(128, 3, 32, 32), (32, 4, 32, 32), (4, 16, 128, 128)]     # CIFAR batch, DiT-like latents, SD3 1024^2
+    for shape in shapes + ([(64, 16, 128, 128)] if device.type == "cuda" else []):      # + SD3's paper batch
+        t = torch.randn(shape, device=device)
+        s = 0.8 * t + 0.3 * torch.randn(shape, device=device) + 0.1          # a student that is partly right
         for name, (fast, plain) in methods.items():
             check_same(fast, plain, s, t)
             tp, tf = timed(plain, s, t, args.repeats), timed(fast, s, t, args.repeats)
@@ -81,6 +88,7 @@ def main(args):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--group-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=15)
     main(parser.parse_args())
