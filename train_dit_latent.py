@@ -69,7 +69,7 @@ def vlb_loss(v, eps, x0, xt, t, scheduler):
     post_var = betas * (1 - ac_prev) / (1 - ac)
     post_logvar = torch.log(torch.cat([post_var[1:2], post_var[1:]]))          # clipped: post_var[0] is 0
     coef1, coef2 = betas * ac_prev.sqrt() / (1 - ac), (1 - ac_prev) * (1 - betas).sqrt() / (1 - ac)
-    view = lambda a: a[t].view(-1, *[1] * (x0.dim() - 1)).to(v.device)
+    view = lambda a: a.to(v.device)[t.to(v.device)].view(-1, *[1] * (x0.dim() - 1))
     x0, xt, eps = x0.float(), xt.float(), eps.detach().float()
     x0_pred = (xt - view((1 - ac).sqrt()) * eps) / view(ac.sqrt())
     mean_true, mean_model = view(coef1) * x0 + view(coef2) * xt, view(coef1) * x0_pred + view(coef2) * xt
