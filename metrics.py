@@ -191,6 +191,34 @@ def fid(generate, n, mode="legacy_pytorch", stats=None, dataset="cifar10", res=3
     return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))
 
 
+# ---------------------------------------------------------------- CLIP score (text-to-image)
+def load_clip(source, device="cpu"):
+    """(CLIPModel, CLIPProcessor), frozen, from a hub id (e.g. openai/clip-vit-large-patch14) or a local directory;
+    a one-line ValueError when it cannot be had."""
+    from transformers import CLIPModel, CLIPProcessor
+    try:
+        return CLIPModel.from_pretrained(source).to(device).eval().requires_grad_(False), CLIPProcessor.from_pretrained(source)
+    except Exception as e:
+        raise ValueError(f"cannot load a CLIP model from {source} ({type(e).__name__}): pass a local directory holding "
+                         f"a transformers CLIPModel and its processor, or leave --clip-model out") from None
+
+
+@torch.no_grad()
+def clip_scores(images, captions, clip, batch_size=64):
+    """Per-image CLIP score, 100 * max(0, cos(image embedding, caption embedding)), as torchmetrics' CLIPScore computes
+    it (Hessel et al. 2021 without their 2.5 weight). images: uint8 (B, 3, H, W), resized and normalised by the CLIP
+    processor; captions truncated to CLIP's 77 tokens. Returns a float64 tensor of len(images)."""
+    model, processor = clip
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        inputs = processor(text=list(captions[i:i + batch_size]), images=list(images[i:i + batch_size].cpu()),
+                           return_tensors="pt", padding=True, truncation=True).to(device)
+        o = model(**inputs)                          # image_embeds, text_embeds: projected and L2-normalised
+        out.append(100 * (o.image_embeds.double() * o.text_embeds.double()).sum(-1).clamp(min=0).cpu())
+    return torch.cat(out)
+
+
 # ---------------------------------------------------------------- training the shape classifier
 def main(args):
     """Train the shape classifier on the embedded dataset and save it as safetensors."""

@@ -36,7 +36,8 @@ from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_up
                     log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
 from data import batch_indices, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
-from metrics import cached_reference, fid, guided_sample, load_classifier, shape_metrics, to_uint8
+from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, shape_metrics,
+                     to_uint8)
 from models import (Distillee, FeatureHooks, LoadError, block_alignment, count_params, decode_latents,
                     depth_teacher_student, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
 from place import check_group_size
@@ -93,6 +94,7 @@ def text_encoder(args, config, device):
         raise LoadError(f"cannot load SD3's text encoders from {args.text_encoder} ({type(e).__name__}): pass a local "
                         f"pipeline directory, or --text-encoder stand-in (offline)") from None
 
+    @torch.no_grad()                                 # frozen encoders: no graph is kept with the cached embeddings
     def encode(captions):
         tokens, _, pooled, _ = pipe.encode_prompt(captions, None, None, device=device, do_classifier_free_guidance=False)
         return tokens, pooled
@@ -150,10 +152,17 @@ def sample(args, model, vae, tokens, pooled, null, seed, device, batch_size=256)
     return torch.cat(out)
 
 
-def evaluate(args, model, vae, encode, null, device, n):
-    """FID (clean-fid, --fid-stats) for real data; offline: shape-FD and caption -> class accuracy of samples."""
+def evaluate(args, model, vae, encode, null, device, n, clip=None):
+    """FID (clean-fid, --fid-stats) for real data; offline: shape-FD and caption -> class accuracy of samples.
+    Given a CLIP model (--clip-model), also the mean CLIP score of the same samples against their captions."""
     settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance, shift=args.shift,
                     n_samples=n, sample_seed=args.seed)
+    scores = []                                      # CLIP scores of the samples, when a CLIP model is given
+
+    def with_clip(metrics):
+        if clip:
+            metrics.update(clip_score=torch.cat(scores).mean().item(), clip_model=args.clip_model)
+        return metrics
     if args.data_dir is not None or args.fid_stats:
         if not args.fid_stats:
             fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
@@ -164,13 +173,20 @@ def evaluate(args, model, vae, encode, null, device, n):
             chosen = [captions[(made[0] + k) % len(captions)] for k in range(b)]
             made[0] += b
             tok, pool = encode(chosen)
-            return sample(args, model, vae, tok.float(), pool.float(), null, args.seed * 1_000_003 + made[0], device).to(device)
-        return dict(settings, captions="the data's, in order", fid=fid(generate, n, mode=args.fid_mode, stats=args.fid_stats,
-                    inception=args.fid_inception, device=str(device)), fid_mode=args.fid_mode)
+            images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed * 1_000_003 + made[0], device)
+            if clip:
+                scores.append(clip_scores(images, chosen, clip))
+            return images.to(device)
+        return with_clip(dict(settings, captions="the data's, in order", fid_mode=args.fid_mode,
+                              fid=fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
+                                      device=str(device))))
     _, labels, captions = make_shapes(n, seed=args.seed + 1)                   # captions of unseen images
     tok, pool = encode(captions)
     images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device)
-    return dict(settings, captions="embedded, seed + 1", **shape_metrics(images, load_classifier(device=device), labels))
+    if clip:
+        scores.append(clip_scores(images, captions, clip))
+    return with_clip(dict(settings, captions="embedded, seed + 1",
+                          **shape_metrics(images, load_classifier(device=device), labels)))
 
 
 def sample_only(args):
@@ -195,6 +211,8 @@ def main(args):
     from diffusers.training_utils import compute_density_for_timestep_sampling
     # ---- devices, seeds, run dir
     rank, world, device = start_run(args)
+
+    clip = load_clip(args.clip_model) if args.clip_model and args.fid_samples and rank == 0 else None  # fails early; CPU
 
     # ---- teacher (frozen), student, EMA
     teacher, student, keep = depth_teacher_student(SD3Transformer2DModel, args, device)
@@ -320,7 +338,8 @@ def main(args):
         if args.fid_samples:
             encode = text_encoder(args, cfg, device)
             null = tuple(v.float() for v in encode([""]))
-            metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples))
+            clip = (clip[0].to(device), clip[1]) if clip else None
+            metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
                 settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance,
                                 shift=args.shift, n_samples=args.fid_samples, sample_seed=args.seed)
@@ -352,6 +371,8 @@ def parse_args(argv=None):
     parser.add_argument("--shift", type=float, default=3.0, help="the flow schedule's shift (SD3-medium's config: 3.0)")
     parser.add_argument("--sample-steps", type=int)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    parser.add_argument("--clip-model", help="CLIP score of the evaluation samples against their captions with this "
+                                             "CLIPModel (hub id or directory, e.g. openai/clip-vit-large-patch14)")
     parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
     args = parser.parse_args(argv)
     apply_preset(args, PRESETS)

@@ -31,6 +31,61 @@ def random_sd3(seed=0, **overrides):
     return model.eval()
 
 
+WORDS = "a an the red green blue yellow purple orange circle square triangle star ring cross on small large".split()
+
+
+def tiny_clip_tokenizer():
+    """A CLIP BPE tokenizer over single characters and the embedded captions' words (no merges), 77 tokens long."""
+    from transformers import CLIPTokenizer
+    chars = sorted(set("".join(WORDS) + "0123456789"))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for token in chars + [c + "</w>" for c in chars] + [w + "</w>" for w in WORDS]:
+        vocab.setdefault(token, len(vocab))
+    return CLIPTokenizer(vocab=vocab, merges=[], unk_token="<|endoftext|>", model_max_length=77)
+
+
+def tiny_sd3_pipeline(path):
+    """A whole SD3 pipeline of tiny random parts, saved with save_pretrained: the MMDiT, a 16-channel AutoencoderKL
+    with SD3's scaling and shift factors, two CLIP text encoders with projection and a T5 encoder, their tokenizers."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5Tokenizer
+    torch.manual_seed(0)
+    clip_tok = tiny_clip_tokenizer()
+    t5_tok = T5Tokenizer(vocab=[("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, -1.0) for w in WORDS]
+                         + [(c, -5.0) for c in sorted(set("".join(WORDS) + "0123456789"))], extra_ids=0)
+
+    def clip():
+        return CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=len(clip_tok), hidden_size=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+            max_position_embeddings=77, projection_dim=8, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=32, num_layers=2, num_heads=2))
+    transformer = random_sd3(num_layers=4, in_channels=16, out_channels=16, joint_attention_dim=32,
+                             pooled_projection_dim=16)             # joint: T5's 32; pooled: two CLIP projections of 8
+    vae = AutoencoderKL(down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        block_out_channels=[8, 8], latent_channels=16, norm_num_groups=4, sample_size=32,
+                        scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False)
+    StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+                             text_encoder=clip(), tokenizer=clip_tok, text_encoder_2=clip(), tokenizer_2=clip_tok,
+                             text_encoder_3=t5, tokenizer_3=t5_tok).save_pretrained(path)
+    return str(path)
+
+
+def tiny_clip(path):
+    """A tiny random CLIPModel with its processor (32 x 32 images), saved with save_pretrained."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    torch.manual_seed(0)
+    tok = tiny_clip_tokenizer()
+    config = CLIPConfig(text_config=dict(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=0,
+                                         eos_token_id=1, pad_token_id=1),
+                        vision_config=dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32,
+                                           num_hidden_layers=2, num_attention_heads=2), projection_dim=8)
+    CLIPModel(config).save_pretrained(path)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=processor, tokenizer=tok).save_pretrained(path)
+    return str(path)
+
+
 def inputs(b=3):
     g = torch.Generator().manual_seed(1)
     return dict(hidden_states=torch.randn(b, 12, 16, 16, generator=g),
@@ -146,6 +201,61 @@ def test_transformer_only_teacher_dir_captioned_folder_and_sampling(tmp_path):
     assert p.returncode == 0 and os.path.exists(tmp_path / "grid" / "samples.png")
 
 
+def test_real_sd3_pipeline_vae_text_encoders_and_clip_score(tmp_path):
+    """The hub path on a saved tiny pipeline: teacher, VAE and the three text encoders from one directory, the CLIP
+    score from another; the caption cache equals what the pipeline's encode_prompt gives."""
+    from diffusers import StableDiffusion3Pipeline
+    from train_sd3 import parse_args, text_encoder
+    pipe_dir, clip_dir, out = tiny_sd3_pipeline(tmp_path / "sd3"), tiny_clip(tmp_path / "clip"), str(tmp_path / "run")
+    p = run("--teacher", pipe_dir, "--vae", pipe_dir, "--text-encoder", pipe_dir, "--clip-model", clip_dir,
+            "--student-depth", "2", "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert 0 <= metrics["clip_score"] <= 100 and metrics["clip_model"] == clip_dir and metrics["kept_blocks"] == [0, 2]
+    captions = ["a red circle", "a small blue star on green"]
+    args = parse_args(["--preset", "smoke", "--text-encoder", pipe_dir])
+    cached = encode_captions(text_encoder(args, None, torch.device("cpu")), captions, str(tmp_path / "cache"))
+    pipe = StableDiffusion3Pipeline.from_pretrained(pipe_dir, transformer=None, vae=None)
+    with torch.no_grad():
+        tokens, _, pooled, _ = pipe.encode_prompt(captions + [""], None, None, do_classifier_free_guidance=False)
+    assert cached[0].shape == (3, 77 + 256, 32) and cached[1].shape == (3, 16)
+    assert torch.allclose(torch.from_numpy(cached[0].astype("float32")), tokens, atol=2e-3)   # float16 on disk
+    assert torch.allclose(torch.from_numpy(cached[1].astype("float32")), pooled, atol=2e-3)
+
+
+def test_sd3_vae_latents_shift_then_scale_and_back(tmp_path):
+    from diffusers import AutoencoderKL
+    from models import decode_latents, encode_latents
+    vae = AutoencoderKL.from_pretrained(tiny_sd3_pipeline(tmp_path / "sd3"), subfolder="vae")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = encode_latents(vae, x, torch.Generator().manual_seed(0))
+        raw = vae.encode(x).latent_dist.sample(torch.Generator().manual_seed(0))
+        assert torch.allclose(z, (raw - 0.0609) * 1.5305, atol=1e-6)            # SD3: (z - shift) * scale
+        assert torch.allclose(decode_latents(vae, z), vae.decode(raw).sample.clamp(-1, 1), atol=1e-5)
+
+
+def test_clip_scores_batched_equal_one_at_a_time(tmp_path):
+    from transformers import CLIPModel, CLIPProcessor
+    from metrics import clip_scores, load_clip
+    clip = load_clip(tiny_clip(tmp_path / "clip"))
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    captions = ["a red circle", "a blue square on yellow", "a star", "a large green ring", "a purple cross"]
+    scores = clip_scores(images, captions, clip, batch_size=3)
+    model, processor = CLIPModel.from_pretrained(tmp_path / "clip"), CLIPProcessor.from_pretrained(tmp_path / "clip")
+    plain = []
+    with torch.no_grad():
+        for image, caption in zip(images, captions):                    # unbatched, cosine written out in float64
+            inp = processor(text=[caption], images=[image], return_tensors="pt")
+            img = model.visual_projection(model.vision_model(pixel_values=inp["pixel_values"]).pooler_output)[0].double()
+            txt = model.text_projection(model.text_model(input_ids=inp["input_ids"]).pooler_output)[0].double()
+            plain.append(max(0.0, 100 * float(img @ txt / (img.norm() * txt.norm()))))
+    assert scores.dtype == torch.float64 and torch.allclose(scores, torch.tensor(plain, dtype=torch.float64), atol=1e-4)
+    assert 0.0 in plain and len({p for p in plain if p > 0}) >= 2        # both sides of the clamp at 0 are checked
+    with pytest.raises(ValueError, match="cannot load a CLIP model from"):
+        load_clip(str(tmp_path / "missing"))
+
+
 def test_missing_caption_is_one_line(tmp_path):
     from PIL import Image
     os.makedirs(tmp_path / "data")
@@ -160,6 +270,7 @@ def test_missing_caption_is_one_line(tmp_path):
     (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
     (["--text-encoder", "someone/no-encoders"], "cannot load SD3's text encoders"),
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
+    (["--clip-model", "/nonexistent/clip"], "cannot load a CLIP model from /nonexistent/clip"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
     assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_sd3"), message)
