@@ -1,7 +1,7 @@
 """Peak GPU memory and time of one SD3 distillation step at the paper preset's shapes, per student depth and batch.
 
     python benchmarks/bench_sd3_memory.py                          # on a GPU: the README's memory table
-    python benchmarks/bench_sd3_memory.py --tiny --device cpu      # the same code on a tiny config (a test runs it)
+    python benchmarks/bench_sd3_memory.py --tiny --device cpu      # the same code on a tiny config (a CPU check)
 
 The SD3-medium transformer is built from its config with random weights (memory and time do not depend on the
 values) and held as the frozen teacher in fp32 (autocast runs it in bf16); the student keeps --depths evenly spaced

@@ -14,6 +14,11 @@ def run_script(script, *args, env=None, launcher=()):
                           cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
 
 
+def torchrun(port, processes=2):
+    """A launcher for run_script: torch.distributed.run with `processes` CPU processes (gloo) on a free-ish port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
+
+
 def rows(out):
     """The rows of OUT/log.csv."""
     with open(os.path.join(out, "log.csv")) as f:

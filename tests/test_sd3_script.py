@@ -10,15 +10,15 @@ from safetensors.torch import load_file
 
 from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
 from train_sd3 import StandInTextEncoder, encode_captions
-from helpers import assert_one_line_error, rows, run_script
+from helpers import assert_one_line_error, rows, run_script, torchrun
 
 TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
                 pos_embed_max_size=16)
 
 
-def run(*args, env=None):
-    return run_script("train_sd3.py", *args, env=env)
+def run(*args, env=None, launcher=()):
+    return run_script("train_sd3.py", *args, env=env, launcher=launcher)
 
 
 def random_sd3(seed=0, **overrides):
@@ -164,6 +164,15 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
     student = SD3Transformer2DModel.from_pretrained(os.path.join(out, "student"))
     assert student.config.num_layers == 2 and student.transformer_blocks[-1].context_pre_only
     assert count_params(student) == metrics["student_params"]
+
+
+def test_ddp_on_cpu_two_processes(tmp_path):
+    out = str(tmp_path / "ddp")                                         # feature hooks under DDP too
+    p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
+            launcher=torchrun(29519))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
+    assert os.path.exists(os.path.join(out, "student", "config.json"))
 
 
 def test_killed_and_resumed_equals_straight(tmp_path):

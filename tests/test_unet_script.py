@@ -1,7 +1,6 @@
 """train_unet_cifar.py end to end through its smoke preset (subprocesses, as a user runs it)."""
 import json
 import os
-import sys
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from safetensors.torch import load_file
 
 from models import load_unet
 from test_tools import TINY, _cifar_tarball
-from helpers import assert_one_line_error, rows, run_script
+from helpers import assert_one_line_error, rows, run_script, torchrun
 
 
 def run(*args, env=None, launcher=()):
@@ -58,9 +57,8 @@ def test_killed_and_resumed_equals_straight(tmp_path):
 
 def test_ddp_on_cpu_two_processes(tmp_path):
     out = str(tmp_path / "ddp")
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
     p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
-            launcher=launcher)
+            launcher=torchrun(29517))
     assert p.returncode == 0, p.stderr[-2000:]
     assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
     assert os.path.exists(os.path.join(out, "student", "config.json"))
