@@ -62,7 +62,7 @@ def run_one(args, method, ratio, seed, flags=()):
     name = f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}{suffix}"
     out = os.path.join(args.out, "runs", name)
     size = [] if "--prune-ratio" in flags else ["--student-width", str(RATIOS[ratio])]
-    argv = ["--preset", "tiny", "--kd", method, *size, "--seed", str(seed),
+    argv = ["--preset", "tiny", "--teacher", args.teacher, "--kd", method, *size, "--seed", str(seed),
             "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--log-every", str(args.log_every), "--sample-every", str(steps), "--ckpt-every", str(steps),
             "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps), "--n-embedded", str(args.n_embedded),
@@ -90,15 +90,15 @@ def teacher_value(args):
     """The teacher's shape-FD with the study's sampler settings (the reference line)."""
     from diffusers import UNet2DModel
     from metrics import ddim_sample, load_classifier, shape_metrics
-    teacher = UNet2DModel.from_pretrained(train_unet_cifar.PRESETS["tiny"]["teacher"])
+    teacher = UNet2DModel.from_pretrained(args.teacher)
     samples = ddim_sample(teacher, train_unet_cifar.DDPM_SCHEDULE, args.samples, args.ddim_steps, seed=0)
     return shape_metrics(samples, load_classifier())["shape_fd"]
 
 
-def summarise(rows):
+def summarise(rows, ratios):
     """Mean +- std over seeds of shape-FD, the spike count and divergences, per (ratio, method)."""
     out = []
-    for ratio in RATIOS:
+    for ratio in ratios:
         for method in METHODS:
             runs = [r for r in rows if r["ratio"] == ratio and r["method"] == method]
             fd = [r["shape_fd"] for r in runs]
@@ -115,13 +115,13 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
-def plot(path, rows, curves, teacher_fd):
+def plot(path, rows, curves, teacher_fd, ratios):
     """Left: shape-FD per method and ratio (each seed a dot, the teacher a line); right: diffusion-loss curves."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for j, ratio in enumerate(RATIOS):
+    for j, ratio in enumerate(ratios):
         for i, method in enumerate(METHODS):
             fd = [r["shape_fd"] for r in rows if r["ratio"] == ratio and r["method"] == method]
             ax.scatter([i + 0.2 * (2 * j - 1)] * len(fd), fd, color=f"C{j}", s=18, label=ratio if i == 0 else None)
@@ -145,7 +145,7 @@ def main(args):
     tic = time.time()
     rows, curves = [], []
     for seed in range(args.seeds):                  # seeds outermost: a partial study already covers every method
-        for ratio in RATIOS:
+        for ratio in args.ratios:
             for method in METHODS:
                 row, curve = run_one(args, method, ratio, seed)
                 rows.append(row)
@@ -153,14 +153,14 @@ def main(args):
                 print(f"[study {time.time() - tic:7.0f} s] {method:13s} {ratio:5s} seed {seed}: "
                       f"shape-FD {row['shape_fd']:.2f}, spikes {row['spikes']}, diverged {row['diverged']}", flush=True)
     teacher_fd = teacher_value(args)
-    summary = summarise(rows)
+    summary = summarise(rows, args.ratios)
     write_csv(os.path.join(args.out, "runs.csv"), rows)
     write_csv(os.path.join(args.out, "curves.csv"), curves)
     write_csv(os.path.join(args.out, "summary.csv"), summary)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(f"shape-FD over {args.seeds} seeds (mean ± std; teacher {teacher_fd:.2f}), {args.steps} steps\n\n")
-        f.write("| method | " + " | ".join(f"{r} shape-FD | {r} spikes" for r in RATIOS) + " |\n")
-        f.write("| --- |" + " ---: | ---: |" * len(RATIOS) + "\n")
+        f.write("| method | " + " | ".join(f"{r} shape-FD | {r} spikes" for r in args.ratios) + " |\n")
+        f.write("| --- |" + " ---: | ---: |" * len(args.ratios) + "\n")
         for method in METHODS:
             cells = [s for s in summary if s["method"] == method]
             f.write(f"| {method} | " + " | ".join(f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | {s['spikes']}"
@@ -168,7 +168,7 @@ def main(args):
                                                  for s in cells) + " |\n")
     write_json(os.path.join(args.out, "settings.json"),
                dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic)))
-    plot(os.path.join(args.out, "study.png"), rows, curves, teacher_fd)
+    plot(os.path.join(args.out, "study.png"), rows, curves, teacher_fd, args.ratios)
     print(open(os.path.join(args.out, "summary.md")).read())
 
 
@@ -205,6 +205,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="a minute-long version of the same study (CI)")
     parser.add_argument("--investigate", action="store_true",
                         help="instead of the study: the 1.6 %% student with one setting changed at a time")
+    parser.add_argument("--teacher", default=train_unet_cifar.PRESETS["tiny"]["teacher"], help="the tiny preset's by default")
+    parser.add_argument("--ratios", nargs="+", choices=list(RATIOS), default=list(RATIOS), help="student sizes to run")
     parser.add_argument("--seeds", type=int, help="seeds per setting (default 3; 1 with --investigate)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=32)
