@@ -4,7 +4,7 @@ The paper's DDPM setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026, Table 1) o
 google/ddpm-cifar10-32 (35.7 M parameters); `--student-width 0.125` gives a 0.565 M student (1.58 %), the
 paper's extreme ratio; `--prune-ratio R` prunes the teacher by weight magnitude as Diff-Pruning does.
 
-    # offline, CPU, ~10 minutes: tiny shipped teacher, embedded shapes dataset, 1.6 % student
+    # offline, CPU, ~10 minutes: tiny shipped teacher, embedded shapes dataset, 1/8-width student (1.73 %)
     python train_unet_cifar.py --preset tiny --out runs/tiny_place
     # the paper setting on a GPU (CIFAR-10 python tarball, FID with clean-fid on 50k samples)
     python train_unet_cifar.py --preset paper --data-dir cifar-10-python.tar.gz --out runs/cifar_place
@@ -12,8 +12,9 @@ paper's extreme ratio; `--prune-ratio R` prunes the teacher by weight magnitude 
     # resume after a crash, sample from a saved student
     python train_unet_cifar.py --preset tiny --out runs/tiny_place --resume
     python train_unet_cifar.py --sample-from runs/tiny_place/student --n-samples 64 --out runs/grid
-    # re-train the shipped tiny teacher (no teacher needed with --kd none; width 1 = its own architecture)
-    python train_unet_cifar.py --preset tiny --kd none --student-width 1 --steps 12000 --lr 1e-3 --out runs/tiny_teacher
+    # re-train the shipped tiny teacher (no teacher needed with --kd none; width 1 = its own architecture; a GPU: 7 min)
+    python train_unet_cifar.py --preset tiny --kd none --student-width 1 --steps 10000 --batch-size 64 --lr 5e-4 \
+        --loss-scale mean --n-embedded 50000 --out runs/tiny_teacher
 """
 import argparse
 import copy
@@ -127,6 +128,10 @@ def main(args):
     if rank == 0:
         print(f"student {sizes['student_params'] / 1e6:.3f} M parameters ({sizes['percent_of_teacher']} % of the "
               f"teacher's {teacher_params / 1e6:.3f} M), {sizes['student_macs'] / 1e9:.3f} G MACs per image")
+        width, channels = student.config.block_out_channels[0], student.config.in_channels
+        if width < channels:                          # 2 x H x W numbers cannot hold 3 x H x W of noise
+            print(f"warning: the student's full-resolution blocks have {width} channels, fewer than the image's "
+                  f"{channels}: it cannot represent per-pixel noise, and its samples stay noisy (README, study)")
 
     # ---- optimizer, resume
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

@@ -18,7 +18,7 @@ def test_quick_study_outputs(tmp_path):
     assert sorted((r["method"], r["ratio"], r["seed"]) for r in runs) == sorted(
         (m, ratio, s) for m in methods for ratio in ("1.6%", "25%") for s in ("0", "1"))
     assert all(float(r["shape_fd"]) > 0 and r["steps"] == "3" and r["diverged"] == "0" for r in runs)
-    assert {r["percent_of_teacher"] for r in runs} == {"1.68", "25.23"}
+    assert {r["percent_of_teacher"] for r in runs} == {"1.73", "25.24"}
     summary = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
     assert len(summary) == 12 and all(s["seeds"] == "2" and float(s["shape_fd_std"]) >= 0 for s in summary)
     curves = list(csv.DictReader(open(os.path.join(out, "curves.csv"))))

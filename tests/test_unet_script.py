@@ -67,13 +67,16 @@ def test_ddp_on_cpu_two_processes(tmp_path):
 def test_teacher_dir_width_and_pruned_students(tmp_path):
     torch.manual_seed(0)
     UNet2DModel(**TINY).save_pretrained(tmp_path / "teacher")
-    for flag in (["--student-width", "0.5"], ["--prune-ratio", "0.5"]):
-        out = str(tmp_path / flag[0])
+    for flag, low, high in ((["--student-width", "0.5"], 20, 35), (["--prune-ratio", "0.5"], 20, 35),
+                            (["--student-width", "0.125"], 1, 3)):    # about (1/2)^2 and (1/8)^2 of the teacher
+        out = str(tmp_path / "".join(flag))
         p = run("--teacher", str(tmp_path / "teacher"), *flag, "--kd", "lift", "--out", out, "--fid-samples", "0")
         assert p.returncode == 0, p.stderr[-2000:]
         metrics = json.load(open(os.path.join(out, "metrics.json")))
-        assert 20 < metrics["percent_of_teacher"] < 35                # about (1/2)^2 of the teacher
-    p = run("--sample-from", str(tmp_path / "--prune-ratio" / "student"), "--n-samples", "4", "--ddim-steps", "2",
+        assert low < metrics["percent_of_teacher"] < high
+        narrow = "warning: the student's full-resolution blocks have 2 channels, fewer than the image's 3"
+        assert (narrow in p.stdout) == (flag[1] == "0.125")              # 16 / 8 = 2 channels for 3 image channels
+    p = run("--sample-from", str(tmp_path / "--prune-ratio0.5" / "student"), "--n-samples", "4", "--ddim-steps", "2",
             "--out", str(tmp_path / "grid"))
     assert p.returncode == 0 and os.path.exists(tmp_path / "grid" / "samples.png")
 
