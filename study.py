@@ -96,14 +96,15 @@ def teacher_value(args):
 
 
 def summarise(rows, ratios):
-    """Mean +- std over seeds of shape-FD, the spike count and divergences, per (ratio, method)."""
+    """Mean +- std over seeds of shape-FD and of the final diffusion loss, spikes and divergences, per (ratio, method)."""
     out = []
     for ratio in ratios:
         for method in METHODS:
             runs = [r for r in rows if r["ratio"] == ratio and r["method"] == method]
-            fd = [r["shape_fd"] for r in runs]
+            fd, loss = [r["shape_fd"] for r in runs], [r["final_diffusion_loss"] for r in runs]
+            std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
             out.append(dict(ratio=ratio, method=method, seeds=len(runs), shape_fd_mean=statistics.mean(fd),
-                            shape_fd_std=statistics.stdev(fd) if len(fd) > 1 else 0.0,
+                            shape_fd_std=std(fd), diffusion_loss_mean=statistics.mean(loss), diffusion_loss_std=std(loss),
                             spikes=sum(r["spikes"] for r in runs), diverged=sum(r["diverged"] for r in runs)))
     return out
 
@@ -158,13 +159,15 @@ def main(args):
     write_csv(os.path.join(args.out, "curves.csv"), curves)
     write_csv(os.path.join(args.out, "summary.csv"), summary)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
-        f.write(f"shape-FD over {args.seeds} seeds (mean ± std; teacher {teacher_fd:.2f}), {args.steps} steps\n\n")
-        f.write("| method | " + " | ".join(f"{r} shape-FD | {r} spikes" for r in args.ratios) + " |\n")
-        f.write("| --- |" + " ---: | ---: |" * len(args.ratios) + "\n")
+        f.write(f"shape-FD and final diffusion loss (per-sample sum, mean of the last 5 logged) over {args.seeds} seeds, "
+                f"mean ± std; teacher shape-FD {teacher_fd:.2f}; {args.steps} steps\n\n")
+        f.write("| method | " + " | ".join(f"{r} shape-FD | {r} diffusion loss | {r} spikes" for r in args.ratios)
+                + " |\n| --- |" + " ---: | ---: | ---: |" * len(args.ratios) + "\n")
         for method in METHODS:
             cells = [s for s in summary if s["method"] == method]
-            f.write(f"| {method} | " + " | ".join(f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | {s['spikes']}"
-                                                 + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
+            f.write(f"| {method} | " + " | ".join(f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | "
+                                                 f"{s['diffusion_loss_mean']:.0f} ± {s['diffusion_loss_std']:.0f} | "
+                                                 f"{s['spikes']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "")
                                                  for s in cells) + " |\n")
     write_json(os.path.join(args.out, "settings.json"),
                dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic)))
