@@ -51,22 +51,25 @@ def stability(log_rows):
     return spikes, (statistics.mean(losses[-5:]) if losses else float("nan"))
 
 
-def run_one(args, method, ratio, seed, flags=()):
-    """Train + evaluate one student (skipped when OUT/runs/<name>/metrics.json exists); its runs.csv row.
-
-    flags: changes to the study's settings (the investigation), e.g. ["--lr", "3e-3"]; part of the run's name.
-    ["--steps", "x4"] trains 4 times the study's steps."""
+def run_argv(args, method, ratio, seed, flags=()):
+    """(run dir, steps, train_unet_cifar argv) of one run. flags: changes to the study's settings (the
+    investigation), e.g. ["--lr", "3e-3"], part of the run's name; ["--steps", "x4"] trains 4 times the study's steps."""
     flags = dict(zip(flags[::2], flags[1::2]))
     steps = args.steps * int(flags.pop("--steps", "x1")[1:])
     suffix = "".join(f"_{k.strip('-')}{v}" for k, v in flags.items()) + (f"_steps{steps}" if steps != args.steps else "")
-    name = f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}{suffix}"
-    out = os.path.join(args.out, "runs", name)
+    out = os.path.join(args.out, "runs", f"{method.replace('+', '_')}_{ratio.rstrip('%')}_s{seed}{suffix}")
     size = [] if "--prune-ratio" in flags else ["--student-width", str(RATIOS[ratio])]
     argv = ["--preset", "tiny", "--teacher", args.teacher, "--kd", method, *size, "--seed", str(seed),
             "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--log-every", str(args.log_every), "--sample-every", str(steps), "--ckpt-every", str(steps),
             "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps), "--n-embedded", str(args.n_embedded),
             "--eval-teacher", "0", "--threads", str(args.threads), "--resume"] + [x for kv in flags.items() for x in kv]
+    return out, steps, argv
+
+
+def run_one(args, method, ratio, seed, flags=()):
+    """Train + evaluate one student (skipped when OUT/runs/<name>/metrics.json exists); its runs.csv row."""
+    out, steps, argv = run_argv(args, method, ratio, seed, flags)
     metrics_path = os.path.join(out, "metrics.json")
     diverged = 0
     if not os.path.exists(metrics_path):

@@ -27,3 +27,24 @@ def test_quick_study_outputs(tmp_path):
     assert len([line for line in table if line.startswith("| ") and line.split("|")[1].strip() in methods]) == 6
     assert json.load(open(os.path.join(out, "settings.json")))["teacher_shape_fd"] > 0
     assert os.path.getsize(os.path.join(out, "study.png")) > 10_000
+
+
+def test_investigation_runs_change_one_setting_each():
+    """Every investigation run parses as a train_unet_cifar command, has its own directory, and differs from the
+    study's settings in exactly the setting its row names."""
+    import study
+    import train_unet_cifar
+    args = study.parse_args(["--investigate", "--out", "/tmp/inv"])
+    base = vars(train_unet_cifar.parse_args(study.run_argv(args, "place", "1.6%", 0)[2]))
+    outs = set()
+    for label, methods, flags in study.VARIANTS:
+        for method in methods:
+            out, steps, argv = study.run_argv(args, method, "1.6%", 0, flags)
+            run = vars(train_unet_cifar.parse_args(argv))
+            changed = {k for k in run if run[k] != base[k]} - {"kd", "out", "sample_every", "ckpt_every"}
+            outs.add(out)
+            expected = {"--steps": {"steps"}, "--lr": {"lr"}, "--kd-weight": {"kd_weight"}, "--group-size": {"group_size"},
+                        "--prune-ratio": {"prune_ratio"}}[flags[0]] if flags else set()
+            assert changed == expected, (label, method, changed)
+            assert steps == (4 * args.steps if flags[:2] == ["--steps", "x4"] else args.steps)
+    assert len(outs) == sum(len(m) for _, m, _ in study.VARIANTS)
