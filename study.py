@@ -100,12 +100,12 @@ def teacher_value(args):
 
 def summarise(rows, ratios):
     """Mean +- std over seeds of shape-FD and of the final diffusion loss, spikes and divergences, per (ratio, method)."""
+    std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     out = []
     for ratio in ratios:
         for method in METHODS:
             runs = [r for r in rows if r["ratio"] == ratio and r["method"] == method]
             fd, loss = [r["shape_fd"] for r in runs], [r["final_diffusion_loss"] for r in runs]
-            std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
             out.append(dict(ratio=ratio, method=method, seeds=len(runs), shape_fd_mean=statistics.mean(fd),
                             shape_fd_std=std(fd), diffusion_loss_mean=statistics.mean(loss), diffusion_loss_std=std(loss),
                             spikes=sum(r["spikes"] for r in runs), diverged=sum(r["diverged"] for r in runs)))

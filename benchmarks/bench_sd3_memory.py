@@ -6,8 +6,7 @@
 The SD3-medium transformer is built from its config with random weights (memory and time do not depend on the
 values) and held as the frozen teacher in fp32 (autocast runs it in bf16); the student keeps --depths evenly spaced
 blocks (depth_student), in fp32 with gradient checkpointing, an EMA copy and AdamW: all as train_sd3.py holds them on
-CUDA. One step is what a train_sd3.py
-step runs: the teacher's forward, the student's forward and backward under bf16 autocast, diffusion + PLACE loss,
+CUDA. One step is what a train_sd3.py step runs: the teacher's forward, the student's forward and backward under bf16 autocast, diffusion + PLACE loss,
 gradient clipping, the optimizer step and the EMA update. Image 1024 x 1024 = 16 x 128 x 128 latents (4096 tokens),
 captions of 77 CLIP + 256 T5 tokens (333 x 4096) and a 2048-wide pooled embedding, as SD3 encodes them.
 """
@@ -60,20 +59,22 @@ def measure(teacher, depth, batches, cfg, args, device):
         student.enable_gradient_checkpointing()
     ema = copy.deepcopy(student).requires_grad_(False)
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4, weight_decay=0)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
     for batch in batches:
         try:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()
+            if cuda:
                 torch.cuda.reset_peak_memory_stats()
             for i in range(args.warmup + args.repeats):
                 if i == args.warmup:
-                    torch.cuda.synchronize() if device.type == "cuda" else None
+                    sync()
                     tic = time.perf_counter()
                 loss = one_step(teacher, student, ema, optimizer, batch, cfg, args.text_tokens, device, args.group_size)
-            torch.cuda.synchronize() if device.type == "cuda" else None
+            sync()
             seconds = (time.perf_counter() - tic) / args.repeats
-            peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else float("nan")
+            peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
             assert loss == loss, "the loss is not finite"
             rows.append((depth, count_params(student) / 1e6, batch, f"{peak:.1f}", f"{seconds:.3f}"))
         except torch.OutOfMemoryError:
@@ -81,7 +82,7 @@ def measure(teacher, depth, batches, cfg, args, device):
             break
         print("| {} | {:.1f} | {} | {} | {} |".format(*rows[-1]), flush=True)
     del student, ema, optimizer
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.empty_cache()
     return rows
 

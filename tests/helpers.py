@@ -14,11 +14,6 @@ def run_script(script, *args, env=None, launcher=()):
                           cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
 
 
-def torchrun(port, processes=2):
-    """A launcher for run_script: torch.distributed.run with `processes` CPU processes (gloo) on a free-ish port."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
-
-
 def rows(out):
     """The rows of OUT/log.csv."""
     with open(os.path.join(out, "log.csv")) as f:
@@ -30,3 +25,14 @@ def assert_one_line_error(p, message):
     assert p.returncode != 0
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last and "Traceback" not in p.stderr
+
+
+def assert_ddp_smoke(script, out, port):
+    """Two CPU processes (torchrun, gloo) through the smoke preset with OutKD + feature KD (hooks under DDP): four
+    logged steps with a KD loss, and a saved student."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    p = run_script(script, "--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0",
+                   "--out", out, launcher=launcher)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
+    assert os.path.exists(os.path.join(out, "student", "config.json"))

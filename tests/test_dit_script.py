@@ -10,15 +10,15 @@ from safetensors.torch import load_file
 
 from models import DIT_XL2_CONFIG, block_alignment, depth_student, dit_params, evenly_spaced
 from train_dit_latent import DIT_SCHEDULE, drop_labels, no_internal_label_dropout, vlb_loss
-from helpers import assert_one_line_error, rows, run_script, torchrun
+from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
 
 TINY_DIT = dict(num_attention_heads=2, attention_head_dim=8, in_channels=12, out_channels=24, num_layers=4,
                 sample_size=16, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero",
                 norm_elementwise_affine=False, activation_fn="gelu-approximate")
 
 
-def run(*args, env=None, launcher=()):
-    return run_script("train_dit_latent.py", *args, env=env, launcher=launcher)
+def run(*args, env=None):
+    return run_script("train_dit_latent.py", *args, env=env)
 
 
 def random_dit(seed=0, **overrides):
@@ -127,12 +127,7 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
 
 
 def test_ddp_on_cpu_two_processes(tmp_path):
-    out = str(tmp_path / "ddp")                                         # feature hooks under DDP too
-    p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
-            launcher=torchrun(29518))
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
-    assert os.path.exists(os.path.join(out, "student", "config.json"))
+    assert_ddp_smoke("train_dit_latent.py", str(tmp_path / "ddp"), 29518)
 
 
 def test_killed_and_resumed_equals_straight(tmp_path):

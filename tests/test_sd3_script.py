@@ -10,15 +10,15 @@ from safetensors.torch import load_file
 
 from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
 from train_sd3 import StandInTextEncoder, encode_captions
-from helpers import assert_one_line_error, rows, run_script, torchrun
+from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
 
 TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
                 pos_embed_max_size=16)
 
 
-def run(*args, env=None, launcher=()):
-    return run_script("train_sd3.py", *args, env=env, launcher=launcher)
+def run(*args, env=None):
+    return run_script("train_sd3.py", *args, env=env)
 
 
 def random_sd3(seed=0, **overrides):
@@ -32,14 +32,14 @@ def random_sd3(seed=0, **overrides):
 
 
 WORDS = "a an the red green blue yellow purple orange circle square triangle star ring cross on small large".split()
+CHARS = sorted(set("".join(WORDS) + "0123456789"))
 
 
 def tiny_clip_tokenizer():
     """A CLIP BPE tokenizer over single characters and the embedded captions' words (no merges), 77 tokens long."""
     from transformers import CLIPTokenizer
-    chars = sorted(set("".join(WORDS) + "0123456789"))
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for token in chars + [c + "</w>" for c in chars] + [w + "</w>" for w in WORDS]:
+    for token in CHARS + [c + "</w>" for c in CHARS] + [w + "</w>" for w in WORDS]:
         vocab.setdefault(token, len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=[], unk_token="<|endoftext|>", model_max_length=77)
 
@@ -52,7 +52,7 @@ def tiny_sd3_pipeline(path):
     torch.manual_seed(0)
     clip_tok = tiny_clip_tokenizer()
     t5_tok = T5Tokenizer(vocab=[("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, -1.0) for w in WORDS]
-                         + [(c, -5.0) for c in sorted(set("".join(WORDS) + "0123456789"))], extra_ids=0)
+                         + [(c, -5.0) for c in CHARS], extra_ids=0)
 
     def clip():
         return CLIPTextModelWithProjection(CLIPTextConfig(
@@ -167,12 +167,7 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
 
 
 def test_ddp_on_cpu_two_processes(tmp_path):
-    out = str(tmp_path / "ddp")                                         # feature hooks under DDP too
-    p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
-            launcher=torchrun(29519))
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
-    assert os.path.exists(os.path.join(out, "student", "config.json"))
+    assert_ddp_smoke("train_sd3.py", str(tmp_path / "ddp"), 29519)
 
 
 def test_killed_and_resumed_equals_straight(tmp_path):

@@ -9,11 +9,11 @@ from safetensors.torch import load_file
 
 from models import load_unet
 from test_tools import TINY, _cifar_tarball
-from helpers import assert_one_line_error, rows, run_script, torchrun
+from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
 
 
-def run(*args, env=None, launcher=()):
-    return run_script("train_unet_cifar.py", *args, env=env, launcher=launcher)
+def run(*args, env=None):
+    return run_script("train_unet_cifar.py", *args, env=env)
 
 
 @pytest.mark.parametrize("kd", ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"])
@@ -56,12 +56,7 @@ def test_killed_and_resumed_equals_straight(tmp_path):
 
 
 def test_ddp_on_cpu_two_processes(tmp_path):
-    out = str(tmp_path / "ddp")
-    p = run("--kd", "outkd+featkd", "--device", "cpu", "--threads", "1", "--fid-samples", "0", "--out", out,
-            launcher=torchrun(29517))
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
-    assert os.path.exists(os.path.join(out, "student", "config.json"))
+    assert_ddp_smoke("train_unet_cifar.py", str(tmp_path / "ddp"), 29517)
 
 
 def test_teacher_dir_width_and_pruned_students(tmp_path):
