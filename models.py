@@ -67,6 +67,8 @@ def count_macs(model, *inputs, **kwargs):
 
 # ---------------------------------------------------------------- U-Net students
 TIME_FEATURES_KEY = "time_features_dim"   # config entry of students whose timestep features stay the teacher's
+PRUNED_KEY = "pruned_from_teacher"   # config entry of a pruned student: how it was pruned; its widths are its weights'
+
 
 def _groups(channels, max_groups):
     """The largest group count <= max_groups that divides every channel count (GroupNorm needs it)."""
@@ -109,36 +111,13 @@ def set_dropout(model, p):
     return model
 
 
-def pruned_unet_config(config, ratio):
-    """The config of a UNet2DModel pruned by `ratio`: widths c * (1 - ratio), rounded to multiples of the norm groups.
-
-    The teacher's group count g is kept while the narrowest pruned width holds two groups; below that the groups
-    shrink to the largest divisor of g that does (so 90 % stays distinct from 70 %). Neighbouring blocks of
-    different widths stay different, or a resnet would lose its shortcut conv and the weights would not map.
-    """
-    config = {k: v for k, v in config.items() if not k.startswith("_") and k != TIME_FEATURES_KEY}
-    teacher_widths, g = list(config["block_out_channels"]), config["norm_num_groups"]
-    keep = 1 - ratio
-    g = max(d for d in range(1, g + 1) if g % d == 0 and d <= max(1.0, min(teacher_widths) * keep / 2))
-    widths = [max(g, g * round(c * keep / g)) for c in teacher_widths]
-    for i in range(1, len(widths)):
-        if teacher_widths[i] == teacher_widths[i - 1]:
-            widths[i] = widths[i - 1]
-        elif widths[i] == widths[i - 1]:
-            widths[i] += g if teacher_widths[i] > teacher_widths[i - 1] else -g
-    config["block_out_channels"], config["norm_num_groups"] = tuple(widths), g
-    if config.get("time_embedding_dim"):
-        config["time_embedding_dim"] = max(1, round(config["time_embedding_dim"] * keep))
-    return config
-
-
 def build_unet(config):
     """UNet2DModel from a config. A student's config may name the width of its sinusoidal timestep features
-    (TIME_FEATURES_KEY: a pruned student keeps the teacher's, which pruning cannot narrow), which then differs from
+    (TIME_FEATURES_KEY: a very narrow width student keeps the teacher's), which then differs from
     block_out_channels[0]; time_proj and time_embedding.linear_1 follow it. Such models load with load_unet."""
     from diffusers import UNet2DModel
     from diffusers.models.embeddings import Timesteps
-    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    config = {k: v for k, v in config.items() if not k.startswith("_") and k != PRUNED_KEY}
     time_width = config.pop(TIME_FEATURES_KEY, None)
     model = UNet2DModel(**config)
     if time_width is not None and time_width != model.time_embedding.linear_1.in_features:
@@ -150,58 +129,121 @@ def build_unet(config):
 
 
 def load_unet(source, subfolder="unet", **kwargs):
-    """A UNet2DModel from a hub id or directory, students with TIME_FEATURES_KEY included (from_pretrained cannot)."""
+    """A UNet2DModel from a hub id or directory, including the students from_pretrained cannot rebuild: narrow ones
+    (TIME_FEATURES_KEY) and pruned ones (PRUNED_KEY: the teacher's config, every layer's width read from the weights)."""
     from diffusers import UNet2DModel
     from safetensors.torch import load_file
     config = load_pretrained(UNet2DModel, source, subfolder, config_only=True, **kwargs)
-    if TIME_FEATURES_KEY not in config:
+    if TIME_FEATURES_KEY not in config and PRUNED_KEY not in config:
         return load_pretrained(UNet2DModel, source, subfolder, **kwargs)
     model = build_unet(config)
-    sub = _source_subfolder(source, subfolder)
-    model.load_state_dict(load_file(os.path.join(source, sub or "", "diffusion_pytorch_model.safetensors")))
+    state = load_file(os.path.join(source, _source_subfolder(source, subfolder) or "", "diffusion_pytorch_model.safetensors"))
+    if PRUNED_KEY in config:
+        resize_to_weights(model, state).register_to_config(**{PRUNED_KEY: config[PRUNED_KEY]})
+    model.load_state_dict(state)
     return model
 
 
-def prune_unet(teacher, ratio, p=2):
-    """Structural pruning of a UNet2DModel as Diff-Pruning does: channels ranked by weight magnitude (torch-pruning's
-    MagnitudeImportance, L2), the teacher's weights inherited, every layer cut to the widths of pruned_unet_config.
+# ---------------------------------------------------------------- pruned U-Net students (Diff-Pruning, as the paper)
 
-    Channels are dropped in the same slots of every GroupNorm group, so a kept group normalises the channels it
-    did in the teacher. Returns a fresh model (build_unet) holding the kept weights; the teacher is not modified.
+def fix_channel_attributes(model):
+    """After channels were removed: diffusers' resamplers assert their stored channel count, and Attention keeps its
+    width and softmax scale as attributes (the scale becomes 1/sqrt(kept width), as SDPA computes it anyway)."""
+    from diffusers.models.attention_processor import Attention
+    from diffusers.models.downsampling import Downsample2D
+    from diffusers.models.upsampling import Upsample2D
+    for m in model.modules():
+        if isinstance(m, (Downsample2D, Upsample2D)) and getattr(m, "conv", None) is not None:
+            m.channels, m.out_channels = m.conv.in_channels, m.conv.out_channels
+        elif isinstance(m, Attention):
+            m.inner_dim, m.query_dim = m.to_q.out_features, m.to_q.in_features
+            m.scale = (m.inner_dim // m.heads) ** -0.5
+    return model
+
+
+def resize_to_weights(model, state):
+    """Shrink every Conv2d, Linear and GroupNorm of model to the shapes its weights have in `state` (a pruned model's
+    state dict), so the state loads; GroupNorms keep their group count, as the pruner keeps it."""
+    for name, m in list(model.named_modules()):
+        w = state.get(f"{name}.weight")
+        if w is None or not isinstance(m, (nn.Conv2d, nn.Linear, nn.GroupNorm)) or w.shape == m.weight.shape:
+            continue
+        if isinstance(m, nn.Conv2d):
+            new = nn.Conv2d(w.shape[1], w.shape[0], m.kernel_size, m.stride, m.padding, bias=m.bias is not None)
+        elif isinstance(m, nn.Linear):
+            new = nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None)
+        else:
+            new = nn.GroupNorm(m.num_groups, w.shape[0], m.eps, m.affine)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, new)
+    return fix_channel_attributes(model)
+
+
+def taylor_gradients(model, x0, alphas_cumprod, t_stride=1, seed=0):
+    """Accumulate in model's .grad what Diff-Pruning's Taylor importance needs: the gradient of the noise-prediction
+    loss summed per sample (batch mean) at every t = 0, t_stride, ... < T, on one batch x0 with one noise draw.
+
+    t_stride 1 is the paper's pass (T = 1000 forward + backward passes); a coarser stride trades exactness for time.
+    """
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(x0.device)
+    model.zero_grad(set_to_none=True)
+    for t in range(0, len(alphas_cumprod), t_stride):
+        a = alphas_cumprod[t]
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                          # q(x_t | x_0), DDPM Eq. 4
+        eps = model(xt, torch.full((len(x0),), t, device=x0.device)).sample
+        (noise - eps).pow(2).sum(dim=(1, 2, 3)).mean().backward()
+
+
+def prune_unet(teacher, ratio, importance="taylor", x0=None, alphas_cumprod=None, t_stride=1, seed=0):
+    """A student pruned from a UNet2DModel as Diff-Pruning prunes (the paper's students, PAPER.md), weights inherited.
+
+    torch-pruning's dependency graph couples every layer that must lose the same channels; each coupled group is
+    scored by |w * dL/dw| summed over its weights (importance="taylor", dL from taylor_gradients on x0) or by the
+    L2 norm of its weights ("magnitude", Diff-Pruning's baseline), and one pruning step removes, in every group of
+    C channels, C - int(C * (1 - ratio)) of them: the lowest-scoring. conv_out is left alone. A group that feeds a
+    GroupNorm of g groups loses floor(that / g) channels in the same slots of every norm group, so the group count
+    stays and at 90 % each norm group keeps one channel (what torch-pruning did when the authors pruned; its 1.6
+    release counts per norm group instead and refuses to prune these layers at all, hence the selection here).
+    Returns a pruned copy; the teacher is not modified.
     """
     import torch_pruning as tp
-    config = dict(teacher.config)
-    student_config = pruned_unet_config(config, ratio)
-    student_config[TIME_FEATURES_KEY] = teacher.time_embedding.linear_1.in_features   # sinusoid width is fixed
-    student = build_unet(student_config)
-    groups = student_config["norm_num_groups"]
-    model = copy.deepcopy(teacher).float().cpu().eval().requires_grad_(True)   # torch-pruning traces autograd
-    names = {m: n for n, m in model.named_modules()}
-    student_modules = dict(student.named_modules())
-    width = lambda m: m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
-    target = {m: width(student_modules[n]) for m, n in names.items() if isinstance(m, (nn.Conv2d, nn.Linear))}
-    size = config["sample_size"] if isinstance(config["sample_size"], int) else config["sample_size"][0]
-    example = {"sample": torch.randn(1, config["in_channels"], size, size), "timestep": torch.ones(1).long()}
-    with torch.enable_grad():                                    # torch-pruning traces with autograd
+    if not 0 < ratio < 1:
+        raise ValueError(f"--prune-ratio {ratio} must be in (0, 1)")
+    device = next(teacher.parameters()).device
+    model = copy.deepcopy(teacher).float().eval().requires_grad_(True)   # torch-pruning traces with autograd
+    size = model.config.sample_size if isinstance(model.config.sample_size, int) else model.config.sample_size[0]
+    example = {"sample": torch.randn(1, model.config.in_channels, size, size, device=device),
+               "timestep": torch.ones(1, dtype=torch.long, device=device)}
+    with torch.enable_grad():
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    importance = tp.importance.MagnitudeImportance(p=p, group_reduction="mean", normalizer=None)
+        if importance == "taylor":
+            if x0 is None:
+                raise ValueError("Taylor pruning needs a batch of training images (x0) and the noise schedule")
+            taylor_gradients(model, x0.to(device).float(), alphas_cumprod.to(device), t_stride, seed)
+            score = tp.importance.TaylorImportance()                  # |w * grad| summed (Diff-Pruning's "taylor")
+        elif importance == "magnitude":
+            score = tp.importance.MagnitudeImportance(p=2)
+        else:
+            raise ValueError(f"unknown pruning importance {importance!r}: taylor or magnitude")
+    norm_groups = {m: m.num_groups for m in model.modules() if isinstance(m, nn.GroupNorm)}
     plan = []                                                    # chosen on the unpruned graph, applied after
     for group in graph.get_all_groups(ignored_layers=[model.conv_out], root_module_types=[nn.Conv2d, nn.Linear]):
         root, fn = group[0].dep.target.module, group[0].dep.handler
-        C, k = width(root), target[root]
-        if k >= C:
+        C = graph.get_out_channels(root)
+        g = max(norm_groups.get(dep.target.module, 1) for dep, _ in group)    # norm groups that must lose alike
+        n = min((C - int(C * (1 - ratio))) // g, C // g - 1)                  # per norm group; each keeps one at least
+        if n <= 0:
             continue
-        normed = any(isinstance(d.target.module, nn.GroupNorm) for d, _ in group)
-        n = groups if normed else 1                              # channel blocks that must lose alike
         with torch.no_grad():
-            score = importance(group).view(n, C // n).mean(0)    # one score per slot of a block
-        drop = torch.argsort(score)[: (C - k) // n]
-        plan.append((root, fn, torch.cat([drop + b * (C // n) for b in range(n)]).tolist()))
+            slot = score(group).view(g, C // g).mean(0)               # (C / g,): one score per slot of a norm group
+        drop = torch.argsort(slot)[:n]
+        plan.append((root, fn, torch.cat([drop + b * (C // g) for b in range(g)]).tolist()))
     with torch.no_grad():
         for root, fn, idxs in plan:
             graph.get_pruning_group(root, fn, idxs).prune()
-    student.load_state_dict(model.state_dict(), strict=True)    # every shape must match the config exactly
-    return student.to(next(teacher.parameters()).device)
+    model.zero_grad(set_to_none=True)
+    fix_channel_attributes(model).register_to_config(**{PRUNED_KEY: dict(ratio=ratio, importance=importance)})
+    return model.requires_grad_(True).train(teacher.training)
 
 
 # ---------------------------------------------------------------- transformers: configs, depth students, latents
@@ -418,3 +460,133 @@ def feature_kd_loss(student_features, teacher_features, reduction="mean"):
 def percent(n, total):
     """n as a percentage of total, rounded to two decimals."""
     return round(100.0 * n / total, 2) if total else math.nan
+
+
+# ---------------------------------------------------------------- the DDIM CelebA-64 teacher (paper Table 1)
+# ermongroup/ddim's configs/celeba.yml `Model` (ch 128, ch_mult [1, 2, 2, 2, 4], 2 res blocks, attention at 16x16,
+# dropout 0.1, resamp_with_conv) as a UNet2DModel: 78,700,803 parameters (78.7 M), the same tensors as DDIM's.
+DDIM_CELEBA64_CONFIG = dict(
+    sample_size=64, in_channels=3, out_channels=3, center_input_sample=False, time_embedding_type="positional",
+    freq_shift=1, flip_sin_to_cos=False,
+    down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    block_out_channels=(128, 256, 256, 256, 512), layers_per_block=2, mid_block_scale_factor=1, downsample_padding=0,
+    dropout=0.1, act_fn="silu", attention_head_dim=None, norm_num_groups=32, norm_eps=1e-6)
+
+_DDIM_RESNET = (("norm1", "norm1"), ("conv1", "conv1"), ("temb_proj", "time_emb_proj"), ("norm2", "norm2"),
+                ("conv2", "conv2"))
+_DDIM_ATTENTION = (("norm", "group_norm"), ("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("proj_out", "to_out.0"))
+
+
+def _ddim_module_map(config):
+    """{DDIM module path: UNet2DModel module path} for every module (each has a weight and a bias) of DDIM's `Model`."""
+    widths, layers, n = config["block_out_channels"], config["layers_per_block"], len(config["block_out_channels"])
+    pairs = {"temb.dense.0": "time_embedding.linear_1", "temb.dense.1": "time_embedding.linear_2",
+             "conv_in": "conv_in", "norm_out": "conv_norm_out", "conv_out": "conv_out"}
+
+    def resnet(src, dst, c_in, c_out):          # a 1x1 nin_shortcut only where the width changes
+        shortcut = (("nin_shortcut", "conv_shortcut"),) if c_in != c_out else ()
+        pairs.update({f"{src}.{a}": f"{dst}.{b}" for a, b in _DDIM_RESNET + shortcut})
+
+    def attention(src, dst):
+        pairs.update({f"{src}.{a}": f"{dst}.{b}" for a, b in _DDIM_ATTENTION})
+
+    c, skips = widths[0], [widths[0]]           # skips: widths the down path leaves for the up path's concatenations
+    for i, kind in enumerate(config["down_block_types"]):
+        for j in range(layers):
+            resnet(f"down.{i}.block.{j}", f"down_blocks.{i}.resnets.{j}", c, widths[i])
+            c = widths[i]
+            skips.append(c)
+            if kind.startswith("Attn"):
+                attention(f"down.{i}.attn.{j}", f"down_blocks.{i}.attentions.{j}")
+        if i < n - 1:                           # the last level has no downsample
+            pairs[f"down.{i}.downsample.conv"] = f"down_blocks.{i}.downsamplers.0.conv"
+            skips.append(c)
+    resnet("mid.block_1", "mid_block.resnets.0", c, c)
+    attention("mid.attn_1", "mid_block.attentions.0")
+    resnet("mid.block_2", "mid_block.resnets.1", c, c)
+    # DDIM builds `up` by prepending, so up.i is level i counted from the top (full resolution), while diffusers'
+    # up_blocks run in execution order, from the bottom: up_blocks.k is up.(n-1-k). Each has layers + 1 resnets.
+    for k, kind in enumerate(config["up_block_types"]):
+        i = n - 1 - k
+        for j in range(layers + 1):
+            resnet(f"up.{i}.block.{j}", f"up_blocks.{k}.resnets.{j}", c + skips.pop(), widths[i])
+            c = widths[i]
+            if kind.startswith("Attn"):
+                attention(f"up.{i}.attn.{j}", f"up_blocks.{k}.attentions.{j}")
+        if i > 0:                               # level 0 has no upsample
+            pairs[f"up.{i}.upsample.conv"] = f"up_blocks.{k}.upsamplers.0.conv"
+    return pairs
+
+
+def ddim_to_diffusers(state_dict, config):
+    """A DDIM `Model` state dict (no `module.` prefix) as a UNet2DModel(**config) one; unknown keys pass unchanged."""
+    pairs, out = _ddim_module_map(config), {}
+    for key, value in state_dict.items():
+        module, _, leaf = key.rpartition(".")
+        name = pairs.get(module)
+        if name is None:
+            out[key] = value
+            continue
+        if leaf == "weight" and name.endswith(("to_q", "to_k", "to_v", "to_out.0")):
+            value = value.reshape(value.shape[:2])      # DDIM's 1x1 Conv2d (C, C, 1, 1) -> diffusers' Linear (C, C)
+        out[f"{name}.{leaf}"] = value
+    return out
+
+
+def _ddim_config(state_dict, sample_size):
+    """DDIM_CELEBA64_CONFIG with channels, widths, depth and attention levels read off a DDIM state dict."""
+    levels = sorted({int(k.split(".")[1]) for k in state_dict if k.startswith("down.") and k.split(".")[1].isdigit()})
+    conv_in = state_dict["conv_in.weight"]
+    widths = tuple(int(state_dict[f"down.{i}.block.0.conv1.weight"].shape[0]) for i in levels)
+    if not widths or widths[0] != conv_in.shape[0]:     # diffusers ties conv_in and the time embedding to level 0
+        raise LoadError(f"a DDIM model needs ch_mult[0] == 1 to be a UNet2DModel (levels' widths {widths})")
+    attn = [any(k.startswith(f"down.{i}.attn.") for k in state_dict) for i in levels]
+    return dict(DDIM_CELEBA64_CONFIG, sample_size=sample_size, in_channels=int(conv_in.shape[1]),
+                out_channels=int(state_dict["conv_out.weight"].shape[0]), block_out_channels=widths,
+                layers_per_block=len({k.split(".")[3] for k in state_dict if k.startswith("down.0.block.")}),
+                down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)))
+
+
+def _some(keys, n=4):
+    """The first n keys, and how many more."""
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "") if keys else "none"
+
+
+def load_ddim_checkpoint(path, weights="ema", sample_size=64):
+    """A UNet2DModel (eval mode) from an ermongroup/ddim checkpoint: a state dict or DDIM's training list."""
+    from diffusers import UNet2DModel
+    if weights not in ("ema", "model"):
+        raise ValueError(f"weights must be 'ema' or 'model', not {weights!r}")
+    # weights_only=True needs no fallback: DDIM's [model, optimizer, epoch, step, ema] list holds only state dicts
+    # (tensors, numbers, lists, dicts) and ints, all of which the weights-only unpickler accepts.
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise LoadError(f"cannot load {path} as a torch checkpoint: {type(e).__name__}: "
+                        f"{(str(e).splitlines() or [''])[0]}") from None
+    if isinstance(obj, (list, tuple)) and obj and isinstance(obj[0], dict):
+        if weights == "ema" and (len(obj) < 5 or not isinstance(obj[-1], dict)):
+            raise LoadError(f"{path} holds no EMA weights (a {len(obj)}-entry DDIM list): pass weights='model'")
+        obj = obj[-1] if weights == "ema" else obj[0]
+    if not (isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in obj.items())):
+        raise LoadError(f"{path} holds neither a state dict nor a DDIM [model, optimizer, epoch, step, ema] list")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    try:
+        config = _ddim_config(state, sample_size)
+    except (KeyError, IndexError) as e:
+        raise LoadError(f"{path} is not a DDIM `Model` state dict (no {e})") from None
+    expected = [f"{m}.{leaf}" for m in _ddim_module_map(config) for leaf in ("weight", "bias")]
+    known = set(expected)
+    missing, unexpected = [k for k in expected if k not in state], [k for k in state if k not in known]
+    if missing or unexpected:
+        raise LoadError(f"{path} does not match DDIM's `Model`: missing keys: {_some(missing)}; "
+                        f"unexpected keys: {_some(unexpected)}")
+    model = UNet2DModel(**config)
+    try:
+        model.load_state_dict(ddim_to_diffusers(state, config))
+    except RuntimeError as e:                   # tensors whose shapes disagree with the widths read above
+        raise LoadError(f"{path}: {' '.join(str(e).split())}") from None
+    return model.eval()
