@@ -23,10 +23,10 @@ LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope"
 
 
 # ---------------------------------------------------------------- flags every script has
-def add_training_args(parser, teacher_help):
+def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     """The flags the three scripts share; each script adds its own student, sampler and data flags."""
     add = parser.add_argument
-    add("--preset", choices=["paper", "tiny", "smoke"], default="paper", help="fills every flag not given")
+    add("--preset", choices=list(presets), default="paper", help="fills every flag not given")
     add("--out", help="run dir: log.csv, samples, checkpoints, student/, metrics.json")
     add("--resume", action="store_true", help="continue from OUT's last checkpoint (fresh if none)")
     add("--teacher", help=teacher_help)
@@ -56,18 +56,23 @@ def add_training_args(parser, teacher_help):
     add("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
 
 
-def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=()):
-    """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd, on the --loss-scale scale."""
+def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=(), feat_weight=1.0):
+    """(KD loss to add, the LIFT/PLACE result with its diagnostics or None) for --kd, on the --loss-scale scale.
+
+    Feature KD (given features) counts alone for --kd featkd and with weight feat_weight beside an output loss (the
+    U-Net script passes the authors' 1e-6 for outkd+featkd and for their "Ours", place + FitNet).
+    """
     fit = None
     if args.kd == "lift":
         fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
     elif args.kd == "place":
         fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale)
     kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
-    if "outkd" in args.kd:
+    if args.kd in ("outkd", "outkd+featkd"):
         kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
-    if "featkd" in args.kd:
-        kd = kd + feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
+    if len(feats_s):
+        weight = 1.0 if args.kd == "featkd" else feat_weight
+        kd = kd + weight * feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
     return kd, fit
 
 
@@ -139,13 +144,27 @@ def seed_everything(seed):
 
 # ---------------------------------------------------------------- EMA
 @torch.no_grad()
-def ema_update(ema, model, decay, step):
-    """ema <- d * ema + (1 - d) * model, with d = min(decay, (1 + step) / (10 + step)) warming up (as diffusers' EMAModel)."""
-    d = min(decay, (1 + step) / (10 + step))
+def ema_update(ema, model, decay, step, warmup=True):
+    """ema <- d * ema + (1 - d) * model. With warmup, d = min(decay, (1 + step) / (10 + step)) (diffusers' EMAModel);
+    without it d = decay from the first step, as the authors' DDIM EMA helper (started from the pruned weights)."""
+    d = min(decay, (1 + step) / (10 + step)) if warmup else decay
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - d)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
+
+
+# ---------------------------------------------------------------- the authors' DDPM recipe (Diff-Pruning / DDIM code)
+def antithetic_timesteps(n, num_timesteps, device):
+    """n timesteps drawn in antithetic pairs (t, T - 1 - t), as the authors' DDIM-based training code draws them."""
+    t = torch.randint(0, num_timesteps, (n // 2 + 1,), device=device)
+    return torch.cat([t, num_timesteps - 1 - t])[:n]
+
+
+def random_flip(x):
+    """Mirror each image of a batch (B, C, H, W) left-right with probability 1/2 (DDIM's and DiT's augmentation)."""
+    flip = torch.rand(len(x), device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
 # ---------------------------------------------------------------- run log

@@ -109,14 +109,26 @@ def read_cifar10(path):
     return torch.from_numpy(images), torch.from_numpy(labels).long()
 
 
-def _load_image(path, size):
-    """One image file -> uint8 (3, size, size): shorter side resized to size, centre-cropped."""
+# DDIM's CelebA-64 crop (ermongroup/ddim, datasets/__init__.py): the 128 x 128 box whose top-left corner is row 57,
+# column 25 of the 178 x 218 aligned images, then a bilinear resize to 64. As (left, top, width, height).
+CELEBA_CROP = (25, 57, 128, 128)
+
+
+def _load_image(path, size, crop=None):
+    """One image file -> uint8 (3, size, size): the box `crop` (left, top, width, height) resized bilinearly, or
+    without a box the shorter side resized to size and centre-cropped."""
     with Image.open(path) as im:
         im = im.convert("RGB")
-        scale = size / min(im.size)
-        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BICUBIC)
-        left, top = (im.width - size) // 2, (im.height - size) // 2
-        im = im.crop((left, top, left + size, top + size))
+        if crop is not None:
+            left, top, width, height = crop
+            if im.width < left + width or im.height < top + height:
+                raise DataError(f"{path} is {im.width}x{im.height}, smaller than the crop box {crop} (left, top, w, h)")
+            im = im.crop((left, top, left + width, top + height)).resize((size, size), Image.BILINEAR)
+        else:
+            scale = size / min(im.size)
+            im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BICUBIC)
+            left, top = (im.width - size) // 2, (im.height - size) // 2
+            im = im.crop((left, top, left + size, top + size))
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
 
 
@@ -134,19 +146,19 @@ def list_image_folder(path):
     return files, labels, classes
 
 
-def load_image_files(files, size):
-    """uint8 (N, 3, size, size) of the given image files (8 reader threads)."""
+def load_image_files(files, size, crop=None):
+    """uint8 (N, 3, size, size) of the given image files (8 reader threads), each cropped as _load_image does."""
     try:
         with ThreadPoolExecutor(8) as pool:
-            return torch.stack(list(pool.map(lambda f: _load_image(f, size), files)))
+            return torch.stack(list(pool.map(lambda f: _load_image(f, size, crop), files)))
     except (OSError, ValueError) as e:
         raise DataError(f"unreadable image: {e}") from None
 
 
-def read_image_folder(path, size):
+def read_image_folder(path, size, crop=None):
     """Every image under `path` (sub-folders are classes, sorted) -> uint8 (N, 3, size, size), labels, class names."""
     files, labels, classes = list_image_folder(path)
-    return load_image_files(files, size), labels, classes
+    return load_image_files(files, size, crop), labels, classes
 
 
 def list_captioned_folder(path):
@@ -193,21 +205,26 @@ def cache_latents(files, size, encode, path, batch_size=64):
     return latents
 
 
-def load_images(data_dir, size, n_embedded, seed=0):
-    """The training images: CIFAR-10 or an image folder when data_dir is given, else the embedded shapes."""
+def is_cifar10(data_dir):
+    """Whether data_dir is CIFAR-10's python tarball or its extracted folder (else: an image folder)."""
+    return (os.path.isfile(data_dir) or os.path.isdir(os.path.join(data_dir, "cifar-10-batches-py"))
+            or os.path.isfile(os.path.join(data_dir, "data_batch_1")))
+
+
+def load_images(data_dir, size, n_embedded, seed=0, crop=None):
+    """The training images: CIFAR-10 or an image folder (cropped by `crop`, see _load_image) when data_dir is given,
+    else the embedded shapes."""
     if data_dir is None:
         images, labels, _ = make_shapes(n_embedded, seed, size)
         return images, labels
     if not os.path.exists(data_dir):
         raise DataError(f"--data-dir {data_dir} does not exist")
-    is_cifar = (os.path.isfile(data_dir) or os.path.isdir(os.path.join(data_dir, "cifar-10-batches-py"))
-                or os.path.isfile(os.path.join(data_dir, "data_batch_1")))
-    if is_cifar:
+    if is_cifar10(data_dir):
         images, labels = read_cifar10(data_dir)
         if images.shape[-1] != size:
             images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).round().clamp(0, 255).byte()
         return images, labels
-    images, labels, _ = read_image_folder(data_dir, size)
+    images, labels, _ = read_image_folder(data_dir, size, crop)
     return images, labels
 
 

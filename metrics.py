@@ -170,25 +170,74 @@ def place_inception(mode, inception):
         shutil.copyfile(inception, target)
 
 
+class FIDUnavailable(RuntimeError):
+    """clean-fid's Inception weights or reference statistics cannot be had (offline); the run still writes its
+    metrics, with fid null and this message as the reason."""
+
+
+def fid_extractor(mode, inception=None, device="cpu"):
+    """clean-fid's Inception feature extractor for `mode` (local weights placed first when given)."""
+    from cleanfid.features import build_feature_extractor
+    place_inception(mode, inception)
+    try:
+        return build_feature_extractor(mode, torch.device(device), use_dataparallel=False)
+    except Exception as e:                           # a download that failed: urllib, requests or torch.hub errors
+        raise FIDUnavailable(f"clean-fid cannot fetch its Inception weights ({type(e).__name__}; offline?): "
+                             "pass --fid-inception FILE") from None
+
+
+def inception_features(generate, n, extractor, mode, batch_size=250, device="cpu", desc="FID samples"):
+    """(n, 2048) Inception features of generate(b) -> uint8 (b, 3, H, W), resized as clean-fid's `mode` resizes."""
+    from cleanfid.fid import get_model_features
+    return get_model_features(lambda z: generate(len(z)), extractor, mode=mode, num_gen=n, batch_size=batch_size,
+                              device=torch.device(device), desc=desc)
+
+
 def fid(generate, n, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
-        batch_size=250, device="cpu"):
+        batch_size=250, device="cpu", extractor=None):
     """FID of n generated images against reference statistics, by clean-fid.
 
     generate(b) -> uint8 (b, 3, H, W). stats: an .npz with mu and sigma; without it clean-fid's own statistics of
     (dataset, res, split, mode) are used (read from its package's stats/ folder, downloaded there if missing).
+    Raises FIDUnavailable when the weights or statistics cannot be had.
     """
-    from cleanfid.features import build_feature_extractor, get_reference_statistics
-    from cleanfid.fid import frechet_distance, get_model_features
-    place_inception(mode, inception)
+    from cleanfid.features import get_reference_statistics
+    from cleanfid.fid import frechet_distance
     if stats is not None:
         ref = np.load(stats)
         mu_ref, sigma_ref = ref["mu"], ref["sigma"]
     else:
-        mu_ref, sigma_ref = get_reference_statistics(dataset, res, mode=mode, split=split)
-    extractor = build_feature_extractor(mode, torch.device(device), use_dataparallel=False)
-    feats = get_model_features(lambda z: generate(len(z)), extractor, mode=mode, num_gen=n, batch_size=batch_size,
-                               device=torch.device(device), desc="FID samples")
+        try:
+            mu_ref, sigma_ref = get_reference_statistics(dataset, res, mode=mode, split=split)
+        except Exception as e:
+            raise FIDUnavailable(f"clean-fid cannot fetch its {dataset} {split} statistics ({type(e).__name__}; "
+                                 "offline?): pass --fid-stats FILE") from None
+    extractor = extractor or fid_extractor(mode, inception, device)
+    feats = inception_features(generate, n, extractor, mode, batch_size, device)
     return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))
+
+
+def reference_stats(images, path, about, mode="legacy_pytorch", inception=None, batch_size=250, device="cpu",
+                    extractor=None):
+    """FID reference statistics (mu, sigma) of uint8 images (B, 3, H, W), the training images as trained on, written
+    to the .npz `path` (atomically) with `about` (what they are) and `mode`; an existing file with the same
+    `about` and mode is reused. Returns path."""
+    if os.path.isfile(path):
+        with np.load(path) as known:
+            if str(known.get("about", "")) == about and str(known.get("mode", "")) == mode:
+                return path
+    extractor = extractor or fid_extractor(mode, inception, device)
+    taken = [0]
+
+    def real(b):                                     # consecutive images; clean-fid asks for whole batches
+        idx = torch.arange(taken[0], taken[0] + b) % len(images)
+        taken[0] += b
+        return images[idx]
+    feats = inception_features(real, len(images), extractor, mode, batch_size, device, desc="FID reference")
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, mu=feats.mean(0), sigma=np.cov(feats, rowvar=False), about=about, mode=mode, n=len(images))
+    os.replace(tmp, path)
+    return path
 
 
 # ---------------------------------------------------------------- CLIP score (text-to-image)

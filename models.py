@@ -33,15 +33,34 @@ def _source_subfolder(source, subfolder):
     raise LoadError(f"{source} holds no config.json (nor {subfolder}/config.json): not a saved diffusers model")
 
 
+def _hub_subfolder(repo_id, subfolder):
+    """A hub repo's subfolder holding config.json (root, then `subfolder`), or raise the hub's error. Once the hub is
+    out of reach (or HF_HUB_OFFLINE is set) only the cache is read, so a missing network costs one timeout."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    cache_only = False
+    for sub in ([None, subfolder] if subfolder else [None]):
+        try:
+            hf_hub_download(repo_id, "config.json", subfolder=sub, local_files_only=cache_only)
+            return sub
+        except LocalEntryNotFoundError as e:  # not cached, and the hub out of reach
+            cache_only, error = True, e
+        except EntryNotFoundError as e:       # the repo has no such file
+            error = e
+    raise error
+
+
 def load_pretrained(cls, source, subfolder=None, config_only=False, hint="pass a local directory or use --preset tiny"):
     """cls.from_pretrained(source) for a hub id or a local directory; a one-line LoadError instead of a stack trace.
 
-    A directory may hold the model at its root or under `subfolder` (as in a pipeline). Hub ids honour
+    A directory or hub repo may hold the model at its root or under `subfolder` (as in a pipeline). Hub ids honour
     HF_HUB_OFFLINE (then only the local cache is read). config_only=True returns the config dict, not weights.
     """
     local = os.path.isdir(source)
-    sub = _source_subfolder(source, subfolder) if local else subfolder
+    sub = _source_subfolder(source, subfolder) if local else None
     try:
+        if not local:
+            sub = _hub_subfolder(source, subfolder)
         if config_only:
             return dict(cls.load_config(source, subfolder=sub))
         return cls.from_pretrained(source, subfolder=sub)
@@ -385,8 +404,11 @@ def decode_latents(vae, z):
 
 # ---------------------------------------------------------------- feature KD
 def unet_feature_layers(unet):
-    """The blocks whose outputs feature KD matches in a UNet2DModel: the middle block and every up block."""
-    return [unet.mid_block, *unet.up_blocks]
+    """The outputs FitNet matches in a UNet2DModel, as the authors tap their DDPM U-Net: every resnet, attention and
+    resample block of the down path, the middle block and the up path (41 on the CelebA-64 U-Net, 34 on CIFAR-10's)."""
+    return [m for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+            for kind in ("resnets", "attentions", "downsamplers", "upsamplers") for m in (getattr(block, kind, None) or [])
+            if m is not None]
 
 
 class FeatureHooks:
@@ -412,9 +434,15 @@ class FeatureHooks:
             h.remove()
 
 
-def _adapter(student_feature, teacher_feature):
-    """A trainable map from a student feature's width to the teacher's: 1x1 conv (maps) or linear (tokens)."""
+def _adapter(student_feature, teacher_feature, fitnet=False):
+    """A trainable map from a student feature's width to the teacher's: 1x1 conv (maps) or linear (tokens); the
+    identity where the widths agree. fitnet=True: always a bias-free 1x1 conv initialised U(-0.005, 0.005), the
+    authors' FitNet adapter."""
     cs, ct = student_feature.shape[1 if student_feature.dim() == 4 else -1], teacher_feature.shape[1 if teacher_feature.dim() == 4 else -1]
+    if fitnet:
+        conv = nn.Conv2d(cs, ct, 1, bias=False)
+        nn.init.uniform_(conv.weight, -0.005, 0.005)
+        return conv
     if cs == ct:
         return nn.Identity()
     return nn.Conv2d(cs, ct, 1) if student_feature.dim() == 4 else nn.Linear(cs, ct)
@@ -427,7 +455,7 @@ class Distillee(nn.Module):
     student alone and returns (output, []).
     """
 
-    def __init__(self, student, feature_layers=(), teacher_features=None, example=None):
+    def __init__(self, student, feature_layers=(), teacher_features=None, example=None, fitnet=False):
         super().__init__()
         self.student = student
         self.hooks = FeatureHooks(list(feature_layers)) if feature_layers else None
@@ -435,7 +463,7 @@ class Distillee(nn.Module):
         if self.hooks:                                  # widths from one example forward pass
             with torch.no_grad():
                 self.student(*example[0], **example[1])
-            self.adapters.extend(_adapter(s, t) for s, t in zip(self.hooks.pop(), teacher_features))
+            self.adapters.extend(_adapter(s, t, fitnet) for s, t in zip(self.hooks.pop(), teacher_features))
 
     def forward(self, *args, **kwargs):
         out = self.student(*args, **kwargs)

@@ -1,20 +1,33 @@
 """Distil a pixel-space DDPM U-Net into a very small student with LIFT + PLACE (or a baseline KD method).
 
-The paper's DDPM setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026, Table 1) on CIFAR-10: teacher
-google/ddpm-cifar10-32 (35.7 M parameters); `--student-width 0.125` gives a 0.565 M student (1.58 %), the
-paper's extreme ratio; `--prune-ratio R` prunes the teacher by weight magnitude as Diff-Pruning does.
+The paper's DDPM setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026, Table 1). Its students are pruned from the
+teacher by Diff-Pruning's Taylor pruner and inherit the teacher's weights (`--prune-ratio`, PAPER.md): 90 % of the
+CelebA-64 DDIM teacher (78.7 M) is 1.312 M, 90 % of google/ddpm-cifar10-32 (35.7 M) is 0.661 M, with one channel per
+GroupNorm group. The paper presets fine-tune them with the authors' recipe: Adam 2e-4 (betas 0.9, 0.999), grad clip 1,
+dropout 0.1, antithetic timesteps, random flip, EMA 0.9999 from the pruned weights without warm-up, losses summed per
+sample; `--kd place` is their "Ours": LIFT + PLACE (K = 16) plus a 1e-6 FitNet term (`--place-fitnet 0` drops it).
+`--student-width` is the other kind of student: a randomly initialised narrow copy (NOT the paper's).
 
     # offline, CPU, ~10 minutes: tiny shipped teacher, embedded shapes dataset, 1/8-width student (1.73 %)
     python train_unet_cifar.py --preset tiny --out runs/tiny_place
-    # the paper setting on a GPU (CIFAR-10 python tarball, FID with clean-fid on 50k samples)
-    python train_unet_cifar.py --preset paper --data-dir cifar-10-python.tar.gz --out runs/cifar_place
+    # the paper's Table 1 on a GPU: ermongroup/ddim's CelebA-64 checkpoint and CelebA's img_align_celeba/ folder
+    python train_unet_cifar.py --preset celeba --teacher ckpt.pth --data-dir img_align_celeba --out runs/celeba_place
+    # the same regime on CIFAR-10 (CIFAR-10 python tarball; FID against clean-fid's CIFAR-10 train statistics)
     torchrun --nproc_per_node 8 train_unet_cifar.py --preset paper --data-dir cifar-10-python.tar.gz --out runs/c
     # resume after a crash, sample from a saved student
     python train_unet_cifar.py --preset tiny --out runs/tiny_place --resume
     python train_unet_cifar.py --sample-from runs/tiny_place/student --n-samples 64 --out runs/grid
+    # keep the CelebA teacher as a diffusers model (then --teacher celeba_teacher)
+    python -c "import models; models.load_ddim_checkpoint('ckpt.pth').save_pretrained('celeba_teacher')"
     # re-train the shipped tiny teacher (no teacher needed with --kd none; width 1 = its own architecture; a GPU: 7 min)
     python train_unet_cifar.py --preset tiny --kd none --student-width 1 --steps 10000 --batch-size 64 --lr 5e-4 \
         --loss-scale mean --n-embedded 50000 --out runs/tiny_teacher
+
+Pruning runs once, on rank 0, before training (`--taylor-t-stride` > 1 samples fewer timesteps than the paper's
+1000 passes) and is kept in OUT/pruned_init/, which a resumed run reloads. An image folder is scored against FID
+statistics of its own images as trained on (crop, size), computed once and cached in OUT/fid_stats.npz (or
+--fid-stats); CIFAR-10 against clean-fid's statistics. Without Inception weights (offline) metrics.json gets
+fid null and the reason.
 """
 import argparse
 import copy
@@ -27,70 +40,126 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss,
-                    load_checkpoint, log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
-from data import batch_indices, load_images, to_model_range
+from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, ema_update, fail,
+                    kd_loss, load_checkpoint, log_row, random_flip, save_checkpoint, save_grid, setup_device, start_run,
+                    write_json)
+from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, to_model_range
 from lift import outkd_loss
-from metrics import cached_reference, ddim_sample, fid, load_classifier, shape_metrics
-from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, load_pretrained, load_unet, percent,
-                    prune_unet, set_dropout, unet_feature_layers, width_student)
+from metrics import (FIDUnavailable, cached_reference, ddim_sample, fid, load_classifier, reference_stats,
+                     shape_metrics)
+from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, load_ddim_checkpoint, load_pretrained,
+                    load_unet, percent, prune_unet, set_dropout, unet_feature_layers, width_student)
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# The DDPM schedule google/ddpm-cifar10-32 was trained with (Ho et al. 2020): 1000 steps, linear betas.
+# The DDPM schedule both teachers were trained with (Ho et al. 2020): 1000 steps, linear betas 1e-4 .. 0.02.
+# clip_sample (x0 clipped to [-1, 1] while sampling) is --clip-sample: google/ddpm-cifar10-32's scheduler config
+# clips; the DDIM code that trained and samples the CelebA teacher does not.
 DDPM_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                      prediction_type="epsilon", clip_sample=True, variance_type="fixed_small")
+FITNET_WEIGHT = 1e-6     # the authors' weight of FitNet beside an output loss (outkd+featkd, and their "Ours")
+# The authors' fine-tuning of pruned students (PAPER.md; Diff_Pruning_EXP/configs/celeba.yml and runners/diffusion.py):
+# 90 % pruned by Taylor importance, Adam 2e-4, EMA 0.9999 without warm-up, dropout 0.1, flip, antithetic timesteps,
+# LIFT + PLACE + 1e-6 FitNet; sampler and metric of Table 1: 100 DDIM steps (eta 0, uniform skip), FID on 50k samples.
+PAPER_RECIPE = dict(prune_ratio=0.9, taylor_t_stride=1, taylor_batch=64, lr=2e-4, ema=0.9999, ema_warmup=0, dropout=0.1, flip=1, antithetic=1,
+                    place_fitnet=1, log_every=100, fid_samples=50_000, ddim_steps=100, eval_teacher=0)
 PRESETS = {
-    # Diff-Pruning's CIFAR-10 recipe (PAPER.md): Adam 2e-4, batch 128, EMA 0.9999, clip 1, dropout 0.1, 100k steps;
-    # sampler and metric as the paper's Table 1: 100 DDIM steps (eta 0), FID on 50k samples.
-    "paper": dict(teacher="google/ddpm-cifar10-32", steps=100_000, batch_size=128, lr=2e-4, ema=0.9999, dropout=0.1,
-                  log_every=100, sample_every=5000, ckpt_every=5000, fid_samples=50_000, ddim_steps=100,
-                  n_embedded=50_000, eval_teacher=0),
-    "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), steps=1500, batch_size=64, lr=1e-3, ema=0.999,
-                 dropout=0.0, log_every=25, sample_every=500, ckpt_every=500, fid_samples=1000, ddim_steps=50,
-                 n_embedded=20_000, eval_teacher=1),
-    "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), steps=4, batch_size=8, lr=1e-3, ema=0.999,
-                  dropout=0.0, log_every=1, sample_every=2, ckpt_every=2, fid_samples=16, ddim_steps=4,
-                  n_embedded=256, eval_teacher=1),
+    # CIFAR-10 (Diff-Pruning's CIFAR-10 fine-tuning: batch 128, 100k steps)
+    "paper": dict(PAPER_RECIPE, teacher="google/ddpm-cifar10-32", steps=100_000, batch_size=128, sample_every=5000,
+                  ckpt_every=5000, clip_sample=1, crop="center", n_embedded=50_000),
+    # CelebA-64, the paper's Table 1 (celeba.yml: batch 96; ~500k steps at 90 %); --teacher is DDIM's checkpoint
+    "celeba": dict(PAPER_RECIPE, steps=500_000, batch_size=96, sample_every=10_000, ckpt_every=10_000, clip_sample=0,
+                   crop="celeba", n_embedded=0),
+    # offline on CPU: the shipped tiny teacher and the embedded shapes; a Taylor pass over every 10th (250th) t
+    "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_width=0.125, taylor_t_stride=10,
+                 taylor_batch=64, steps=1500, batch_size=64, lr=1e-3, ema=0.999, ema_warmup=1, dropout=0.0, flip=0,
+                 antithetic=0, place_fitnet=0, log_every=25, sample_every=500, ckpt_every=500, fid_samples=1000,
+                 ddim_steps=50, clip_sample=1, crop="center", n_embedded=20_000, eval_teacher=1),
+    "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_width=0.125, taylor_t_stride=250,
+                  taylor_batch=8, steps=4, batch_size=8, lr=1e-3, ema=0.999, ema_warmup=1, dropout=0.0, flip=0,
+                  antithetic=0, place_fitnet=0, log_every=1, sample_every=2, ckpt_every=2, fid_samples=16,
+                  ddim_steps=4, clip_sample=1, crop="center", n_embedded=256, eval_teacher=1),
 }
 
 
-def make_student(args, teacher, teacher_config):
-    """The student: the teacher's architecture narrowed by --student-width, or the teacher pruned by --prune-ratio."""
-    if args.prune_ratio is not None:
-        return set_dropout(prune_unet(teacher, args.prune_ratio), args.dropout)
-    return width_student(teacher_config, args.student_width, args.dropout)
+def load_teacher(args, device):
+    """The frozen teacher: ermongroup/ddim's checkpoint (a .pth/.ckpt file) or a diffusers UNet2DModel (hub id, dir)."""
+    if os.path.isfile(args.teacher):
+        teacher = load_ddim_checkpoint(args.teacher, args.teacher_weights)
+    else:
+        teacher = load_unet(args.teacher)
+    return teacher.to(device).requires_grad_(False).eval()
 
 
-def evaluate(args, unet, sched_config, images_are_cifar, device, n):
+def make_student(args, teacher, teacher_config, images, rank, world, device):
+    """The student: the teacher pruned by --prune-ratio (the paper's; made once on rank 0 and kept in
+    OUT/pruned_init, which every rank and a resumed run load), or its architecture narrowed by --student-width."""
+    if args.prune_ratio is None:
+        return width_student(teacher_config, args.student_width, args.dropout)
+    init = os.path.join(args.out, "pruned_init")
+    if rank == 0 and not os.path.exists(os.path.join(init, "config.json")):
+        from diffusers import DDPMScheduler
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[:args.taylor_batch]
+        x0 = to_model_range(images[pick]).to(device)               # one batch of training images (Diff-Pruning: 64)
+        print(f"pruning {args.prune_ratio:.0%} of the teacher by {args.prune_importance} importance"
+              + (f" (t stride {args.taylor_t_stride}, {len(x0)} images)" if args.prune_importance == "taylor" else ""))
+        student = prune_unet(teacher, args.prune_ratio, args.prune_importance, x0,
+                             DDPMScheduler(**DDPM_SCHEDULE).alphas_cumprod, args.taylor_t_stride, args.seed)
+        student.save_pretrained(init + ".tmp")
+        os.replace(init + ".tmp", init) if not os.path.exists(init) else None
+    if world > 1:
+        torch.distributed.barrier()
+    return set_dropout(load_unet(init), args.dropout)
+
+
+def fid_reference(args, images, device):
+    """(statistics .npz or None for clean-fid's CIFAR-10 train statistics, what the reference is): never another
+    dataset's statistics; an image folder's are computed from its images as trained on, once."""
+    if args.fid_stats and os.path.isfile(args.fid_stats):
+        return args.fid_stats, f"{args.fid_stats} (given)"
+    if is_cifar10(args.data_dir) and not args.fid_stats:
+        return None, "CIFAR-10 train (clean-fid's statistics)"
+    about = f"{len(images)} images of {os.path.abspath(args.data_dir)}, {args.crop} crop, {images.shape[-1]}px"
+    path = reference_stats(images, args.fid_stats or os.path.join(args.out, "fid_stats.npz"), about, args.fid_mode,
+                           args.fid_inception, device=str(device))
+    return path, f"{about} (statistics in {path})"
+
+
+def evaluate(args, unet, schedule, images, device, n):
     """Metrics of n DDIM samples from unet: FID (clean-fid) on real data, shape-FD + accuracy on the embedded set."""
     settings = dict(sampler="DDIM", ddim_steps=args.ddim_steps, eta=args.eta, timestep_spacing="leading",
-                    n_samples=n, sample_seed=args.seed)
-    if images_are_cifar or args.fid_stats:
-        calls = iter(range(1 << 62))
+                    clip_sample=schedule["clip_sample"], n_samples=n, sample_seed=args.seed)
+    if args.data_dir is None and not args.fid_stats:
+        samples = ddim_sample(unet, schedule, n, args.ddim_steps, args.eta, seed=args.seed, device=device)
+        return dict(settings, **shape_metrics(samples, load_classifier(device=device)))
+    calls = iter(range(1 << 62))
 
-        def generate(b):                             # clean-fid asks for batches; each batch has its own seed
-            seed = args.seed * 1_000_003 + next(calls)
-            return ddim_sample(unet, sched_config, b, args.ddim_steps, args.eta, seed=seed, device=device).to(device)
-        value = fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
-                    device=str(device))
-        return dict(settings, fid=value, fid_mode=args.fid_mode, fid_reference=args.fid_stats or "cifar10 train (clean-fid)")
-    samples = ddim_sample(unet, sched_config, n, args.ddim_steps, args.eta, seed=args.seed, device=device)
-    return dict(settings, **shape_metrics(samples, load_classifier(device=device)))
+    def generate(b):                                 # clean-fid asks for batches; each batch has its own seed
+        seed = args.seed * 1_000_003 + next(calls)
+        return ddim_sample(unet, schedule, b, args.ddim_steps, args.eta, seed=seed, device=device).to(device)
+    try:
+        stats, reference = fid_reference(args, images, device)
+        value = fid(generate, n, mode=args.fid_mode, stats=stats, inception=args.fid_inception, device=str(device))
+        return dict(settings, fid=value, fid_mode=args.fid_mode, fid_reference=reference)
+    except FIDUnavailable as e:
+        print(f"warning: no FID: {e}")
+        return dict(settings, fid=None, fid_mode=args.fid_mode, fid_unavailable=str(e))
 
 
-def teacher_reference(args, teacher, device):
+def teacher_reference(args, teacher, schedule, device):
     """The teacher's shape-FD with the same sampler settings (cached in TEACHER/reference_metrics.json)."""
-    settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, n_samples=args.fid_samples, sample_seed=args.seed)
+    settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, clip_sample=schedule["clip_sample"],
+                    n_samples=args.fid_samples, sample_seed=args.seed)
     return cached_reference(args.teacher, settings,
-                            lambda: evaluate(args, teacher, DDPM_SCHEDULE, False, device, args.fid_samples))["shape_fd"]
+                            lambda: evaluate(args, teacher, schedule, None, device, args.fid_samples))["shape_fd"]
 
 
 def sample_only(args):
     """--sample-from DIR: load a saved student (or any UNet2DModel) and write a grid of DDIM samples."""
     device = setup_device(args.device)[2]
     unet = load_unet(args.sample_from).to(device)
-    samples = ddim_sample(unet, DDPM_SCHEDULE, args.n_samples, args.ddim_steps, args.eta, seed=args.seed, device=device)
+    schedule = dict(DDPM_SCHEDULE, clip_sample=bool(args.clip_sample))
+    samples = ddim_sample(unet, schedule, args.n_samples, args.ddim_steps, args.eta, seed=args.seed, device=device)
     os.makedirs(args.out, exist_ok=True)
     save_grid(to_model_range(samples), os.path.join(args.out, "samples.png"), nrow=int(math.sqrt(len(samples))) or 1)
     print(f"wrote {len(samples)} samples to {os.path.join(args.out, 'samples.png')}")
@@ -100,26 +169,27 @@ def main(args):
     from diffusers import DDPMScheduler, UNet2DModel
     # ---- devices, seeds, run dir
     rank, world, device = start_run(args)
+    schedule = dict(DDPM_SCHEDULE, clip_sample=bool(args.clip_sample))
 
-    # ---- teacher (frozen), student, EMA
+    # ---- teacher (frozen), data, student, EMA
     needs_teacher = args.kd != "none" or args.prune_ratio is not None
     if needs_teacher:
-        teacher = load_unet(args.teacher).to(device)
-        teacher.requires_grad_(False).eval()
+        teacher = load_teacher(args, device)
         teacher_config = dict(teacher.config)
     else:
         teacher, teacher_config = None, load_pretrained(UNet2DModel, args.teacher, subfolder="unet", config_only=True)
     size = teacher_config["sample_size"]
-    images, labels = load_images(args.data_dir, size, args.n_embedded, seed=args.seed)   # at the teacher's size
+    crop = CELEBA_CROP if args.crop == "celeba" else None
+    images, labels = load_images(args.data_dir, size, args.n_embedded, seed=args.seed, crop=crop)  # teacher's size
     check_group_size(size * size, args.group_size) if args.kd == "place" else None
-    student = make_student(args, teacher, teacher_config).to(device)
+    student = make_student(args, teacher, teacher_config, images, rank, world, device).to(device)
     example = ((torch.zeros(1, 3, size, size, device=device), torch.zeros(1, device=device, dtype=torch.long)), {})
-    feature_kd = "featkd" in args.kd
+    feature_kd = "featkd" in args.kd or (args.kd == "place" and args.place_fitnet)
     teacher_hooks = FeatureHooks(unet_feature_layers(teacher)) if feature_kd else None
     if feature_kd:
         teacher(*example[0])
     model = Distillee(student, unet_feature_layers(student) if feature_kd else (),
-                      teacher_hooks.pop() if feature_kd else None, example).to(device)
+                      teacher_hooks.pop() if feature_kd else None, example, fitnet=True).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     teacher_params = count_params(teacher) if teacher is not None else count_params(UNet2DModel.from_config(teacher_config))
     sizes = dict(student_params=count_params(student), teacher_params=teacher_params,
@@ -128,13 +198,13 @@ def main(args):
     if rank == 0:
         print(f"student {sizes['student_params'] / 1e6:.3f} M parameters ({sizes['percent_of_teacher']} % of the "
               f"teacher's {teacher_params / 1e6:.3f} M), {sizes['student_macs'] / 1e9:.3f} G MACs per image")
-        width, channels = student.config.block_out_channels[0], student.config.in_channels
+        width, channels = student.conv_in.out_channels, student.conv_in.in_channels
         if width < channels:                          # 2 x H x W numbers cannot hold 3 x H x W of noise
             print(f"warning: the student's full-resolution blocks have {width} channels, fewer than the image's "
                   f"{channels}: it cannot represent per-pixel noise, and its samples stay noisy (README, study)")
 
     # ---- optimizer, resume
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)      # betas (0.9, 0.999), eps 1e-8: the authors'
     start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
     if rank == 0 and start:
         print(f"resumed from step {start}")
@@ -142,7 +212,7 @@ def main(args):
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     scheduler = DDPMScheduler(**DDPM_SCHEDULE)
-    alphas = scheduler.alphas_cumprod.to(device)
+    T, alphas = scheduler.config.num_train_timesteps, scheduler.alphas_cumprod.to(device)
     log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS, start) if rank == 0 else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -153,8 +223,9 @@ def main(args):
         tic = time.time()
         idx = batch_indices(len(images), args.batch_size, step, args.seed, rank, world)
         x0 = to_model_range(images[idx]).to(device)
+        x0 = random_flip(x0) if args.flip else x0
         noise = torch.randn_like(x0)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
+        t = antithetic_timesteps(len(x0), T, device) if args.antithetic else torch.randint(0, T, (len(x0),), device=device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                          # q(x_t | x_0), DDPM Eq. 4
         with autocast:
@@ -165,7 +236,8 @@ def main(args):
                     eps_t = teacher(xt, t).sample
                     feats_t = teacher_hooks.pop() if feature_kd else []
         diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
-        kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
+        kd, fit = (kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT) if eps_t is not None
+                   else (diffusion.new_zeros(()), None))
         loss = diffusion + args.kd_weight * kd
         if not torch.isfinite(loss):
             fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
@@ -173,7 +245,7 @@ def main(args):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
-        ema_update(ema, model, args.ema, step)
+        ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
         done, busy = step + 1, busy + time.time() - tic
         if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
             os.kill(os.getpid(), signal.SIGKILL)
@@ -184,7 +256,7 @@ def main(args):
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w", "slope") if k in row})
             busy = 0.0
         if rank == 0 and done % args.sample_every == 0:
-            grid = ddim_sample(ema.student, DDPM_SCHEDULE, 64, args.ddim_steps, args.eta, seed=0, device=device)
+            grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
         if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps):
             save_checkpoint(args.out, done, model, ema, optimizer, args)
@@ -196,9 +268,9 @@ def main(args):
         ema.student.save_pretrained(os.path.join(args.out, "student"))
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
         if args.fid_samples:
-            metrics.update(evaluate(args, ema.student, DDPM_SCHEDULE, args.data_dir is not None, device, args.fid_samples))
+            metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
-                metrics["teacher_shape_fd"] = teacher_reference(args, teacher, device)
+                metrics["teacher_shape_fd"] = teacher_reference(args, teacher, schedule, device)
         metrics["args"] = vars(args)
         write_json(os.path.join(args.out, "metrics.json"), metrics)
         print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))
@@ -206,25 +278,66 @@ def main(args):
         torch.distributed.destroy_process_group()
 
 
+def _check(args):
+    """Flags out of range: one line naming the flag and its range, exit 2."""
+    checks = [("prune_ratio", lambda v: 0 < v < 1, "in (0, 1)"), ("student_width", lambda v: v > 0, "> 0"),
+              ("batch_size", lambda v: v >= 1, ">= 1"), ("steps", lambda v: v >= 1, ">= 1"),
+              ("taylor_t_stride", lambda v: v >= 1, ">= 1"), ("taylor_batch", lambda v: v >= 1, ">= 1"),
+              ("ddim_steps", lambda v: v >= 1, ">= 1"), ("lr", lambda v: v > 0, "> 0"),
+              ("ema", lambda v: 0 <= v < 1, "in [0, 1)"), ("dropout", lambda v: 0 <= v < 1, "in [0, 1)")]
+    for name, ok, rule in checks:
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            fail(f"--{name.replace('_', '-')} {value} must be {rule}")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail(f"--out {args.out} is a file, not a run directory")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="LIFT + PLACE distillation of a DDPM U-Net (paper Table 1 setting).")
-    add_training_args(parser, teacher_help="hub id or local directory of a UNet2DModel (or a pipeline holding one)")
+    add_training_args(parser, teacher_help="hub id or directory of a UNet2DModel (or a pipeline holding one), or "
+                      "ermongroup/ddim's CelebA-64 checkpoint file (.pth)", presets=PRESETS)
     parser.set_defaults(out="runs/unet")
+    add = parser.add_argument
     student = parser.add_mutually_exclusive_group()
-    student.add_argument("--student-width", type=float, default=0.125, help="width factor (0.125: 1.6 %% of the teacher)")
-    student.add_argument("--prune-ratio", type=float, help="prune this share of the teacher's channels instead")
-    parser.add_argument("--dropout", type=float)
-    parser.add_argument("--ddim-steps", type=int, help="DDIM sampling steps (paper: 100)")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta (paper: 0)")
-    parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
-    parser.add_argument("--n-samples", type=int, default=64, help="with --sample-from")
+    student.add_argument("--prune-ratio", type=float, help="the paper's students: prune this share of the teacher's "
+                         "channels (Diff-Pruning; paper presets: 0.9)")
+    student.add_argument("--student-width", type=float, help="instead a random-init copy with every width scaled "
+                         "(NOT the paper's; tiny presets: 0.125)")
+    add("--prune-importance", choices=["taylor", "magnitude"], default="taylor",
+        help="taylor: |w * dL/dw| (the paper's pruner), magnitude: Diff-Pruning's baseline")
+    add("--taylor-t-stride", type=int, help="Taylor pass over t = 0, s, 2s, ... (1: all 1000, the paper)")
+    add("--taylor-batch", type=int, help="training images in the Taylor pass (Diff-Pruning: 64)")
+    add("--teacher-weights", choices=["ema", "model"], default="ema",
+        help="entry of a DDIM checkpoint list: ema (what DDIM samples with and the authors pruned) or the raw model")
+    add("--crop", choices=["center", "celeba"], help="image-folder preprocessing: centre crop, or DDIM's CelebA box")
+    add("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images")
+    add("--antithetic", type=int, choices=[0, 1], help="timesteps in pairs (t, T - 1 - t), as the authors draw them")
+    add("--ema-warmup", type=int, choices=[0, 1], help="EMA decay warm-up (0: the authors' plain 0.9999 from step 0)")
+    add("--place-fitnet", type=int, choices=[0, 1], help=f"--kd place adds FitNet x {FITNET_WEIGHT:g} (the authors' Ours)")
+    add("--dropout", type=float)
+    add("--ddim-steps", type=int, help="DDIM sampling steps (paper: 100)")
+    add("--eta", type=float, default=0.0, help="DDIM eta (paper: 0)")
+    add("--clip-sample", type=int, choices=[0, 1], help="clip x0 to [-1, 1] while sampling (CelebA's DDIM code: no)")
+    add("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
+    add("--n-samples", type=int, default=64, help="with --sample-from")
     args = parser.parse_args(argv)
     if args.sample_from:
         args.ddim_steps = args.ddim_steps or 100
+        args.clip_sample = 1 if args.clip_sample is None else args.clip_sample
         return args
+    given = "prune_ratio" if args.prune_ratio is not None else "student_width" if args.student_width is not None else None
     apply_preset(args, PRESETS)
-    if args.preset == "paper" and args.data_dir is None:
-        fail("--preset paper trains on CIFAR-10: pass --data-dir cifar-10-python.tar.gz (or use --preset tiny)")
+    if given == "student_width":                     # one kind of student: the one given, else the preset's
+        args.prune_ratio = None
+    elif args.prune_ratio is not None:
+        args.student_width = None
+    _check(args)
+    if args.preset in ("paper", "celeba") and args.data_dir is None:
+        fail(f"--preset {args.preset} trains on real data: pass --data-dir "
+             + ("cifar-10-python.tar.gz" if args.preset == "paper" else "img_align_celeba/") + " (or use --preset tiny)")
+    if args.teacher is None:
+        fail("--preset celeba needs --teacher: ermongroup/ddim's CelebA-64 checkpoint (ckpt.pth) or its converted dir")
     return args
 
 

@@ -98,6 +98,39 @@ def test_image_folder_resizes_and_crops(tmp_path):
     assert images[0, 0].float().mean() > 250 and images[3, 2].float().mean() > 250
 
 
+def test_celeba_crop_is_ddims_box(tmp_path):
+    img = np.zeros((218, 178, 3), np.uint8)                          # CelebA's aligned size: 178 wide, 218 high
+    img[57:57 + 128, 25:25 + 128] = (10, 200, 30)                    # the box DDIM crops: rows 57.., columns 25..
+    Image.fromarray(img).save(tmp_path / "a.png")
+    Image.new("RGB", (100, 100)).save(tmp_path / "small.png")
+    x = data._load_image(str(tmp_path / "a.png"), 64, data.CELEBA_CROP)
+    assert x.shape == (3, 64, 64) and x[:, 1:-1, 1:-1].float().sub(torch.tensor([10., 200., 30.]).view(3, 1, 1)).abs().max() <= 1
+    with pytest.raises(data.DataError, match="smaller than the crop box"):
+        data._load_image(str(tmp_path / "small.png"), 64, data.CELEBA_CROP)
+
+
+def test_folder_fid_reference_is_its_own_images(tmp_path):
+    torch.manual_seed(0)
+    extractor = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten()).eval()  # 48-d stand-in
+    images = (torch.rand(64, 3, 16, 16) * 255).byte()
+    path = metrics.reference_stats(images, str(tmp_path / "stats.npz"), "64 folder images", extractor=extractor,
+                                   batch_size=20)
+    taken = [0]
+
+    def same_images(b):
+        out = images[torch.arange(taken[0], taken[0] + b) % 64]
+        taken[0] += b
+        return out
+    assert metrics.fid(same_images, 64, stats=path, extractor=extractor, batch_size=20) == pytest.approx(0, abs=1e-3)
+    others = lambda b: (torch.rand(b, 3, 16, 16) * 128).byte()
+    assert metrics.fid(others, 64, stats=path, extractor=extractor, batch_size=20) > 1
+    mtime = os.path.getmtime(path)
+    metrics.reference_stats(images, path, "64 folder images", extractor=extractor)   # same reference: reused
+    assert os.path.getmtime(path) == mtime
+    metrics.reference_stats(images[:32], path, "32 folder images", extractor=extractor, batch_size=20)
+    assert int(np.load(path)["n"]) == 32                             # another reference: recomputed
+
+
 def test_bad_data_dirs_raise(tmp_path):
     with pytest.raises(data.DataError, match="does not exist"):
         data.load_images(str(tmp_path / "nope"), 32, 0)
@@ -138,6 +171,61 @@ def test_ema_warms_up_then_follows_decay():
     assert ema.weight.item() == pytest.approx(0.9)
     common.ema_update(ema, model, 0.5, step=10_000)                 # d = 0.5
     assert ema.weight.item() == pytest.approx(0.95)
+    ema.weight.data.fill_(0.0)
+    common.ema_update(ema, model, 0.999, step=0, warmup=False)      # the authors': d = 0.999 from the first step
+    assert ema.weight.item() == pytest.approx(0.001)
+
+
+# ---------------------------------------------------------------- the authors' DDPM recipe
+@pytest.mark.parametrize("n", [2, 7, 96])
+def test_antithetic_timesteps_come_in_pairs_summing_to_T_minus_1(n):
+    torch.manual_seed(0)
+    t = common.antithetic_timesteps(n, 1000, "cpu")
+    half = n // 2 + 1                                                # the authors draw n // 2 + 1, then mirror
+    assert len(t) == n and t.min() >= 0 and t.max() <= 999
+    assert all(t[i] + t[i + half] == 999 for i in range(n - half))
+
+
+def test_random_flip_mirrors_about_half_the_images():
+    torch.manual_seed(0)
+    x = torch.randn(1000, 3, 4, 4)
+    y = common.random_flip(x)
+    same = (y == x).flatten(1).all(1)
+    mirrored = (y == x.flip(-1)).flatten(1).all(1)
+    assert bool((same ^ mirrored).all()) and 420 < int(mirrored.sum()) < 580
+
+
+def test_fitnet_taps_and_adapters_are_the_authors():
+    with torch.device("meta"):
+        cifar, celeba = UNet2DModel(**models.DDPM_CIFAR10_CONFIG), UNet2DModel(**models.DDIM_CELEBA64_CONFIG)
+    assert len(models.unet_feature_layers(cifar)) == 34 and len(models.unet_feature_layers(celeba)) == 41
+    torch.manual_seed(0)
+    teacher = UNet2DModel(**TINY).eval()
+    student = models.prune_unet(teacher, 0.5, "magnitude")
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    hooks = models.FeatureHooks(models.unet_feature_layers(teacher))
+    with torch.no_grad():
+        teacher(x, t)
+    feats_t = hooks.pop()
+    model = models.Distillee(student, models.unet_feature_layers(student), feats_t, ((x[:1], t[:1]), {}), fitnet=True)
+    assert all(isinstance(a, torch.nn.Conv2d) and a.bias is None and a.kernel_size == (1, 1) for a in model.adapters)
+    weights = torch.cat([a.weight.flatten() for a in model.adapters])
+    assert weights.abs().max() <= 0.005 and weights.abs().max() > 0.004     # U(-0.005, 0.005)
+    _, feats_s = model(x, t)
+    assert [f.shape for f in feats_s] == [f.shape for f in feats_t]
+
+
+def test_feature_term_weights_alone_and_beside_an_output_loss():
+    torch.manual_seed(0)
+    eps_s, eps_t = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    fs, ft = [torch.randn(2, 4, 8, 8)], [torch.randn(2, 4, 8, 8)]
+    feat = ((fs[0] - ft[0]) ** 2).sum((1, 2, 3)).mean()              # FitNet: summed per sample, batch mean
+    args = lambda kd: type("A", (), dict(kd=kd, loss_scale="sum", group_size=16))()
+    out = ((eps_s - eps_t) ** 2).sum((1, 2, 3)).mean()
+    place = common.kd_loss(args("place"), eps_s, eps_t)[0]
+    assert torch.allclose(common.kd_loss(args("featkd"), eps_s, eps_t, fs, ft, 1e-6)[0], feat)
+    assert torch.allclose(common.kd_loss(args("outkd+featkd"), eps_s, eps_t, fs, ft, 1e-6)[0], out + 1e-6 * feat)
+    assert torch.allclose(common.kd_loss(args("place"), eps_s, eps_t, fs, ft, 1e-6)[0], place + 1e-6 * feat)
 
 
 # ---------------------------------------------------------------- students and loading

@@ -7,6 +7,7 @@ import torch
 from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
+import models
 from models import load_unet
 from test_tools import TINY, _cifar_tarball
 from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
@@ -37,8 +38,12 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
 
 
 def test_killed_and_resumed_equals_straight(tmp_path):
+    """With the paper's student and recipe: pruned (kept in OUT/pruned_init), flip, antithetic t, dropout, EMA without
+    warm-up, place + FitNet."""
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    common = ["--kd", "place", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100", "--fid-samples", "0"]
+    common = ["--kd", "place", "--prune-ratio", "0.5", "--place-fitnet", "1", "--flip", "1", "--antithetic", "1",
+              "--dropout", "0.1", "--ema-warmup", "0", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100",
+              "--fid-samples", "0"]
     assert run(*common, "--out", straight).returncode == 0
     p = run(*common, "--out", killed, env={"LIFT_KILL_AT_STEP": "5"})  # dies after step 5, last checkpoint at 4
     assert p.returncode != 0 and not os.path.exists(os.path.join(killed, "student"))
@@ -84,8 +89,42 @@ def test_cifar_tarball_trains(tmp_path):
     assert len(rows(out)) == 4
 
 
+def test_celeba_preset_end_to_end_offline(tmp_path):
+    """The paper's Table 1 path on a tiny random checkpoint in DDIM's layout and a folder of 178 x 218 images:
+    converted teacher, 90 % Taylor-pruned student, the authors' recipe; FID against the folder's own statistics, which
+    offline (no Inception weights) leaves fid null with the reason."""
+    from PIL import Image
+    from test_ddim_checkpoint import prefixed, random_ddpm
+    raw, ema = random_ddpm(0, resolution=64), random_ddpm(1, resolution=64)
+    torch.save([prefixed(raw.state_dict()), {}, 1, 10, prefixed(ema.state_dict())], tmp_path / "ckpt.pth")
+    (tmp_path / "img_align_celeba").mkdir()
+    for i in range(8):
+        Image.new("RGB", (178, 218), (30 * i, 100, 200)).save(tmp_path / "img_align_celeba" / f"{i:06d}.jpg")
+    out = str(tmp_path / "run")
+    p = run_script("train_unet_cifar.py", "--preset", "celeba", "--teacher", str(tmp_path / "ckpt.pth"),
+                   "--data-dir", str(tmp_path / "img_align_celeba"), "--steps", "2", "--batch-size", "4",
+                   "--taylor-t-stride", "250", "--taylor-batch", "4", "--ddim-steps", "2", "--fid-samples", "4",
+                   "--sample-every", "100", "--ckpt-every", "2", "--log-every", "1", "--out", out,
+                   env={"TMPDIR": str(tmp_path), "TORCH_HOME": str(tmp_path / "torch")})   # no Inception weights
+    assert p.returncode == 0, p.stderr[-2000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["fid"] is None and "Inception" in metrics["fid_unavailable"] and "warning: no FID" in p.stdout
+    assert metrics["clip_sample"] is False and metrics["ddim_steps"] == 2 and metrics["sampler"] == "DDIM"
+    a = metrics["args"]
+    assert (a["prune_ratio"], a["crop"], a["flip"], a["antithetic"], a["ema_warmup"], a["place_fitnet"]) == \
+        (0.9, "celeba", 1, 1, 0, 1)
+    assert metrics["student_params"] < metrics["teacher_params"] and len(rows(out)) == 2
+    student = load_unet(os.path.join(out, "student"))
+    assert models.count_params(student) == metrics["student_params"] and student.config.sample_size == 64
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir does not exist"),
+    (["--prune-ratio", "1.5"], "--prune-ratio 1.5 must be in (0, 1)"),
+    (["--student-width", "0"], "--student-width 0.0 must be > 0"),
+    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--teacher", __file__], "cannot load"),                          # a file that is no checkpoint
+    (["--preset", "celeba", "--data-dir", "/tmp"], "--preset celeba needs --teacher"),
     (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
     (["--group-size", "48"], "group_size=48 does not divide the 1024 spatial elements"),
     (["--batch-size", "100000"], "larger than the dataset"),
