@@ -67,7 +67,8 @@ def hub(tmp_path_factory):
     """(HF_HOME of a cache holding the four default hub ids, {repo id or (repo id, part): the state dict saved})."""
     torch.manual_seed(0)
     unet, sd_vae, dit_vae, dit = UNet2DModel(**TINY), tiny_vae(), tiny_vae(), random_dit()
-    saved = {DDPM: unet.state_dict(), SD_VAE: sd_vae.state_dict(), DIT: dit.state_dict(), (DIT, "vae"): dit_vae.state_dict()}
+    saved = {DDPM: unet.state_dict(), SD_VAE: sd_vae.state_dict(), DIT: dit.state_dict(),
+             (DIT, "vae"): dit_vae.state_dict()}
 
     def save_sd3(folder):
         tiny_sd3_pipeline(folder)
@@ -130,3 +131,15 @@ def test_dit_script_runs_the_paper_hub_ids_offline(hub, tmp_path):
     assert [int(r["step"]) for r in rows(out)] == [1, 2, 3, 4] and float(rows(out)[-1]["kd"]) > 0
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["teacher_params"] == models.dit_params(random_dit())      # the cached teacher, not assets/tiny_dit
+
+
+def test_unet_script_runs_the_paper_hub_id_offline(hub, tmp_path):
+    """google/ddpm-cifar10-32, a flat repo, as the paper preset names it, pruned 90 % as the paper prunes."""
+    home, _ = hub
+    out = str(tmp_path / "run")
+    p = run_script("train_unet_cifar.py", "--teacher", DDPM, "--prune-ratio", "0.9", "--kd", "outkd",
+                   "--fid-samples", "0", "--out", out, env={"HF_HOME": home, "HF_HUB_CACHE": os.path.join(home, "hub")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["teacher_params"] == models.count_params(UNet2DModel(**TINY))      # the cached teacher
+    assert metrics["args"]["teacher"] == DDPM and float(rows(out)[-1]["kd"]) > 0

@@ -44,7 +44,7 @@ def test_investigation_runs_change_one_setting_each():
             changed = {k for k in run if run[k] != base[k]} - {"kd", "out", "sample_every", "ckpt_every"}
             outs.add(out)
             expected = {"--steps": {"steps"}, "--lr": {"lr"}, "--kd-weight": {"kd_weight"}, "--group-size": {"group_size"},
-                        "--prune-ratio": {"prune_ratio"}}[flags[0]] if flags else set()
+                        "--prune-ratio": {"prune_ratio", "student_width"}}[flags[0]] if flags else set()
             assert changed == expected, (label, method, changed)
             assert steps == (4 * args.steps if flags[:2] == ["--steps", "x4"] else args.steps)
     assert len(outs) == sum(len(m) for _, m, _ in study.VARIANTS)
