@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 
 import numpy as np
@@ -235,18 +236,66 @@ def save_checkpoint(out, step, model, ema, optimizer, args, keep=2):
 
 
 def load_checkpoint(out, model, ema, optimizer, device):
-    """Restore the checkpoint OUT/latest points to; returns its step (0 when there is none: a fresh start)."""
-    pointer = os.path.join(out, "latest")
-    if not os.path.exists(pointer):
-        return 0
-    with open(pointer) as f:
-        folder = os.path.join(out, f.read().strip())
-    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors"), device=str(device)))
-    ema.load_state_dict(load_file(os.path.join(folder, "ema.safetensors"), device=str(device)))
-    state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return state["step"]
+    """Restore the newest readable checkpoint in OUT; returns its step (0 when there is none: a fresh start).
+
+    A checkpoint that cannot be read (a truncated file, a disk or copy error) is skipped with a one-line warning
+    naming it, and the one before it is used; when none can be read the run stops with one line.
+    """
+    folders = sorted(glob.glob(os.path.join(out, "ckpt_*[0-9]")), reverse=True)
+    for folder in folders:
+        try:                                         # read everything before changing anything
+            weights = load_file(os.path.join(folder, "model.safetensors"), device=str(device))
+            ema_weights = load_file(os.path.join(folder, "ema.safetensors"), device=str(device))
+            state = torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=False)
+        except Exception as e:
+            print(f"warning: checkpoint {folder} is unreadable ({type(e).__name__}): trying the one before it",
+                  file=sys.stderr)
+            continue
+        model.load_state_dict(weights)
+        ema.load_state_dict(ema_weights)
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        return state["step"]
+    if folders:
+        fail(f"no readable checkpoint in {out} (tried {len(folders)}): start afresh without --resume")
+    return 0
+
+
+# ---------------------------------------------------------------- Ctrl-C
+def catch_interrupts():
+    """Make Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the loop mid-step; a second Ctrl-C still stops
+    at once. The loop reads it with interrupted() after each step. Returns the flag (a dict)."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):
+        if flag["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return flag
+
+
+def interrupted(flag, world, device):
+    """Whether any process was interrupted during this step (all processes agree, so they stop together)."""
+    if world == 1:
+        return flag["stop"]
+    stop = torch.tensor(float(flag["stop"]), device=device)
+    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+    return bool(stop.item())
+
+
+def release_interrupts():
+    """Ctrl-C and SIGTERM act at once again (after the training loop: sampling and FID can be stopped)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_interrupted(step):
+    """After the checkpoint of an interrupted run: one line saying where it stopped and how to go on; exit 130."""
+    print(f"interrupted after step {step}; its checkpoint is written: run the same command with --resume to go on",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def save_grid(images, path, nrow=8):

@@ -9,6 +9,7 @@ Each run is train_unet_cifar.py (called in-process); finished runs are skipped, 
     python study.py --out results                       # the full study, about 1.5 hours on 2 CPU cores
     python study.py --out /tmp/study --quick            # the same pipeline in about a minute (CI)
     python study.py --out results --investigate         # why place does not win at 1.6 %: one knob at a time
+    python study.py --out results --picture             # the README's picture: the tiny preset's none/outkd/place
 
 Writes OUT/runs.csv (one row per run), OUT/summary.csv and OUT/summary.md (mean +- std over seeds),
 OUT/curves.csv (every run's logged losses and LIFT diagnostics), OUT/study.png, and OUT/runs/<run>/ for each run.
@@ -21,6 +22,8 @@ import json
 import os
 import statistics
 import time
+
+import torch
 
 import train_unet_cifar
 from common import KD_METHODS, write_json
@@ -63,8 +66,9 @@ def run_argv(args, method, ratio, seed, flags=()):
             "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--log-every", str(args.log_every), "--sample-every", str(steps), "--ckpt-every", str(steps),
             "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps), "--n-embedded", str(args.n_embedded),
-            "--eval-teacher", "0", "--threads", str(args.threads), "--resume"] + [x for kv in flags.items() for x in kv]
-    return out, steps, argv
+            "--eval-teacher", "0", "--threads", str(args.threads), "--resume",
+            "--dropout", "0", "--flip", "0", "--antithetic", "0"] + [x for kv in flags.items() for x in kv]
+    return out, steps, argv                        # (the tiny preset's recipe was not part of this study)
 
 
 def run_one(args, method, ratio, seed, flags=()):
@@ -75,7 +79,9 @@ def run_one(args, method, ratio, seed, flags=()):
     if not os.path.exists(metrics_path):
         try:
             train_unet_cifar.main(train_unet_cifar.parse_args(argv))
-        except SystemExit:                          # the script exits when the loss is not finite: a divergence
+        except SystemExit as e:                     # the script exits when the loss is not finite: a divergence
+            if e.code == 130:                       # ... or when interrupted (Ctrl-C): stop the study too
+                raise
             diverged = 1
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
     with open(os.path.join(out, "log.csv")) as f:
@@ -205,12 +211,45 @@ def investigate(args):
     print(open(os.path.join(args.out, "investigation.md")).read())
 
 
+def picture(args):
+    """The README's first picture, OUT/tiny_preset.png: the teacher's samples beside the students of the README's
+    first command (the tiny preset) with --kd none, outkd and place, the same noise seeds (DDIM 50, eta 0), each
+    captioned with its shape-FD from its metrics.json (1000 samples). Runs missing in OUT/runs/tiny_KD are trained."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from metrics import ddim_sample
+    from models import load_unet
+    tiny = train_unet_cifar.PRESETS["tiny"]
+    with open(os.path.join(tiny["teacher"], "reference_metrics.json")) as f:
+        panels = [("teacher", tiny["teacher"], json.load(f)["shape_fd"])]
+    for kd in ("none", "outkd", "place"):
+        out = os.path.join(args.out, "runs", f"tiny_{kd}")
+        if not os.path.exists(os.path.join(out, "metrics.json")):
+            quick = ["--steps", "3", "--fid-samples", "16", "--ddim-steps", "2"] if args.quick else []
+            train_unet_cifar.main(train_unet_cifar.parse_args(["--preset", "tiny", "--kd", kd, "--out", out, "--resume",
+                                                               "--threads", str(args.threads), *quick]))
+        with open(os.path.join(out, "metrics.json")) as f:
+            panels.append((kd, os.path.join(out, "student"), json.load(f)["shape_fd"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (name, path, fd) in zip(axes, panels):
+        s = ddim_sample(load_unet(path), train_unet_cifar.DDPM_SCHEDULE, 16, steps=tiny["ddim_steps"], seed=0)
+        ax.imshow(torch.cat([torch.cat(list(s[r * 4:(r + 1) * 4]), 2) for r in range(4)], 1).permute(1, 2, 0))
+        ax.set_title(f"{name}\nshape-FD {fd:.2f}")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "tiny_preset.png"), dpi=100)
+    print(f"wrote {os.path.join(args.out, 'tiny_preset.png')}")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Every KD method at 1.6 % and 25 % students, several seeds (offline).")
     parser.add_argument("--out", default="results")
     parser.add_argument("--quick", action="store_true", help="a minute-long version of the same study (CI)")
     parser.add_argument("--investigate", action="store_true",
                         help="instead of the study: the 1.6 %% student with one setting changed at a time")
+    parser.add_argument("--picture", action="store_true",
+                        help="instead of the study: the README's picture, teacher beside the tiny preset's students")
     parser.add_argument("--teacher", default=train_unet_cifar.PRESETS["tiny"]["teacher"], help="the tiny preset's by default")
     parser.add_argument("--ratios", nargs="+", choices=list(RATIOS), default=list(RATIOS), help="student sizes to run")
     parser.add_argument("--seeds", type=int, help="seeds per setting (default 3; 1 with --investigate)")
@@ -232,4 +271,4 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args = parse_args()
-    investigate(args) if args.investigate else main(args)
+    investigate(args) if args.investigate else picture(args) if args.picture else main(args)

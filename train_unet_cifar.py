@@ -8,7 +8,7 @@ dropout 0.1, antithetic timesteps, random flip, EMA 0.9999 from the pruned weigh
 sample; `--kd place` is their "Ours": LIFT + PLACE (K = 16) plus a 1e-6 FitNet term (`--place-fitnet 0` drops it).
 `--student-width` is the other kind of student: a randomly initialised narrow copy (NOT the paper's).
 
-    # offline, CPU, ~10 minutes: tiny shipped teacher, embedded shapes dataset, 1/8-width student (1.73 %)
+    # offline, CPU, ~9 minutes: the shipped tiny teacher, its shipped 70 %-pruned student, the embedded shapes
     python train_unet_cifar.py --preset tiny --out runs/tiny_place
     # the paper's Table 1 on a GPU: ermongroup/ddim's CelebA-64 checkpoint and CelebA's img_align_celeba/ folder
     python train_unet_cifar.py --preset celeba --teacher ckpt.pth --data-dir img_align_celeba --out runs/celeba_place
@@ -40,9 +40,9 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, ema_update, fail,
-                    kd_loss, load_checkpoint, log_row, random_flip, save_checkpoint, save_grid, setup_device, start_run,
-                    write_json)
+from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts,
+                    ema_update, fail, interrupted, kd_loss, load_checkpoint, log_row, random_flip, release_interrupts,
+                    save_checkpoint, save_grid, setup_device, start_run, stop_interrupted, write_json)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, to_model_range
 from lift import outkd_loss
 from metrics import (FIDUnavailable, cached_reference, ddim_sample, fid, load_classifier, reference_stats,
@@ -61,7 +61,8 @@ FITNET_WEIGHT = 1e-6     # the authors' weight of FitNet beside an output loss (
 # The authors' fine-tuning of pruned students (PAPER.md; Diff_Pruning_EXP/configs/celeba.yml and runners/diffusion.py):
 # 90 % pruned by Taylor importance, Adam 2e-4, EMA 0.9999 without warm-up, dropout 0.1, flip, antithetic timesteps,
 # LIFT + PLACE + 1e-6 FitNet; sampler and metric of Table 1: 100 DDIM steps (eta 0, uniform skip), FID on 50k samples.
-PAPER_RECIPE = dict(prune_ratio=0.9, taylor_t_stride=1, taylor_batch=64, lr=2e-4, ema=0.9999, ema_warmup=0, dropout=0.1, flip=1, antithetic=1,
+PAPER_RECIPE = dict(prune_ratio=0.9, taylor_t_stride=1, taylor_batch=64, bf16_teacher=0, lr=2e-4, ema=0.9999,
+                    ema_warmup=0, dropout=0.1, flip=1, antithetic=1,
                     place_fitnet=1, log_every=100, fid_samples=50_000, ddim_steps=100, eval_teacher=0)
 PRESETS = {
     # CIFAR-10 (Diff-Pruning's CIFAR-10 fine-tuning: batch 128, 100k steps)
@@ -70,15 +71,20 @@ PRESETS = {
     # CelebA-64, the paper's Table 1 (celeba.yml: batch 96; ~500k steps at 90 %); --teacher is DDIM's checkpoint
     "celeba": dict(PAPER_RECIPE, steps=500_000, batch_size=96, sample_every=10_000, ckpt_every=10_000, clip_sample=0,
                    crop="celeba", n_embedded=0),
-    # offline on CPU: the shipped tiny teacher and the embedded shapes; a Taylor pass over every 10th (250th) t
-    "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_width=0.125, taylor_t_stride=10,
-                 taylor_batch=64, steps=1500, batch_size=64, lr=1e-3, ema=0.999, ema_warmup=1, dropout=0.0, flip=0,
-                 antithetic=0, place_fitnet=0, log_every=25, sample_every=500, ckpt_every=500, fid_samples=1000,
-                 ddim_steps=50, clip_sample=1, crop="center", n_embedded=20_000, eval_teacher=1),
-    "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_width=0.125, taylor_t_stride=250,
-                  taylor_batch=8, steps=4, batch_size=8, lr=1e-3, ema=0.999, ema_warmup=1, dropout=0.0, flip=0,
-                  antithetic=0, place_fitnet=0, log_every=1, sample_every=2, ckpt_every=2, fid_samples=16,
-                  ddim_steps=4, clip_sample=1, crop="center", n_embedded=256, eval_teacher=1),
+    # offline on CPU within 10 minutes: the shipped tiny teacher, its 70 % Taylor-pruned student
+    # (assets/tiny_unet_pruned70, made by the command in the README), the embedded shapes; the authors' flip,
+    # antithetic t and dropout; lr and EMA scaled to 1500 steps; no FitNet term (its hooks cost CPU time); the
+    # teacher's forward in bf16 (about half its fp32 time on this CPU)
+    "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_init=os.path.join(HERE, "assets",
+                 "tiny_unet_pruned70"), taylor_t_stride=10, taylor_batch=64, steps=1500, batch_size=64, lr=1e-3,
+                 ema=0.999, ema_warmup=1, dropout=0.1, flip=1, antithetic=1, place_fitnet=0, bf16_teacher=1,
+                 log_every=25, sample_every=500, ckpt_every=500, fid_samples=1000, ddim_steps=50, clip_sample=1,
+                 crop="center", n_embedded=20_000, eval_teacher=1),
+    "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_unet"), student_init=os.path.join(HERE, "assets",
+                  "tiny_unet_pruned70"), taylor_t_stride=250, taylor_batch=8, steps=4, batch_size=8, lr=1e-3,
+                  ema=0.999, ema_warmup=1, dropout=0.1, flip=1, antithetic=1, place_fitnet=0, bf16_teacher=1,
+                  log_every=1, sample_every=2, ckpt_every=2, fid_samples=16, ddim_steps=4, clip_sample=1,
+                  crop="center", n_embedded=256, eval_teacher=1),
 }
 
 
@@ -93,7 +99,10 @@ def load_teacher(args, device):
 
 def make_student(args, teacher, teacher_config, images, rank, world, device):
     """The student: the teacher pruned by --prune-ratio (the paper's; made once on rank 0 and kept in
-    OUT/pruned_init, which every rank and a resumed run load), or its architecture narrowed by --student-width."""
+    OUT/pruned_init, which every rank and a resumed run load), a saved one (--student-init), or the teacher's
+    architecture narrowed by --student-width."""
+    if args.student_init:
+        return set_dropout(load_unet(args.student_init), args.dropout)
     if args.prune_ratio is None:
         return width_student(teacher_config, args.student_width, args.dropout)
     init = os.path.join(args.out, "pruned_init")
@@ -215,24 +224,30 @@ def main(args):
     T, alphas = scheduler.config.num_train_timesteps, scheduler.alphas_cumprod.to(device)
     log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS, start) if rank == 0 else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    teacher_autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                                      enabled=device.type == "cuda" or bool(args.bf16_teacher))
 
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
     busy = 0.0                                       # seconds spent in training steps since the last log row
+    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
     for step in bar:
         tic = time.time()
         idx = batch_indices(len(images), args.batch_size, step, args.seed, rank, world)
         x0 = to_model_range(images[idx]).to(device)
         x0 = random_flip(x0) if args.flip else x0
         noise = torch.randn_like(x0)
-        t = antithetic_timesteps(len(x0), T, device) if args.antithetic else torch.randint(0, T, (len(x0),), device=device)
+        if args.antithetic:                          # the authors': t and T - 1 - t in pairs
+            t = antithetic_timesteps(len(x0), T, device)
+        else:
+            t = torch.randint(0, T, (len(x0),), device=device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                          # q(x_t | x_0), DDPM Eq. 4
         with autocast:
             eps_s, feats_s = train_model(xt, t)
             eps_t, feats_t = None, []
             if teacher is not None and args.kd != "none":
-                with torch.no_grad():
+                with torch.no_grad(), teacher_autocast:
                     eps_t = teacher(xt, t).sample
                     feats_t = teacher_hooks.pop() if feature_kd else []
         diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
@@ -247,8 +262,10 @@ def main(args):
         optimizer.step()
         ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
         done, busy = step + 1, busy + time.time() - tic
-        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
+        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume tests
             os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get("LIFT_INTERRUPT_AT_STEP") == str(done):
+            os.kill(os.getpid(), signal.SIGINT)
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy)
@@ -258,12 +275,16 @@ def main(args):
         if rank == 0 and done % args.sample_every == 0:
             grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps):
+        stop = interrupted(interrupt, world, device)
+        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps or stop):
             save_checkpoint(args.out, done, model, ema, optimizer, args)
-        if world > 1 and done % args.ckpt_every == 0:
+        if world > 1 and (done % args.ckpt_every == 0 or stop):
             torch.distributed.barrier()
+        if stop:
+            stop_interrupted(done)
 
     # ---- final save and evaluation
+    release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
@@ -302,8 +323,10 @@ def parse_args(argv=None):
     student = parser.add_mutually_exclusive_group()
     student.add_argument("--prune-ratio", type=float, help="the paper's students: prune this share of the teacher's "
                          "channels (Diff-Pruning; paper presets: 0.9)")
+    student.add_argument("--student-init", help="a saved student directory to start from (e.g. a pruned one; tiny "
+                         "presets: assets/tiny_unet_pruned70)")
     student.add_argument("--student-width", type=float, help="instead a random-init copy with every width scaled "
-                         "(NOT the paper's; tiny presets: 0.125)")
+                         "(NOT the paper's)")
     add("--prune-importance", choices=["taylor", "magnitude"], default="taylor",
         help="taylor: |w * dL/dw| (the paper's pruner), magnitude: Diff-Pruning's baseline")
     add("--taylor-t-stride", type=int, help="Taylor pass over t = 0, s, 2s, ... (1: all 1000, the paper)")
@@ -314,8 +337,11 @@ def parse_args(argv=None):
     add("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images")
     add("--antithetic", type=int, choices=[0, 1], help="timesteps in pairs (t, T - 1 - t), as the authors draw them")
     add("--ema-warmup", type=int, choices=[0, 1], help="EMA decay warm-up (0: the authors' plain 0.9999 from step 0)")
-    add("--place-fitnet", type=int, choices=[0, 1], help=f"--kd place adds FitNet x {FITNET_WEIGHT:g} (the authors' Ours)")
+    add("--place-fitnet", type=int, choices=[0, 1],
+        help=f"--kd place adds FitNet x {FITNET_WEIGHT:g} (the authors' Ours)")
     add("--dropout", type=float)
+    add("--bf16-teacher", type=int, choices=[0, 1], help="the teacher's forward in bf16 autocast on the CPU too "
+        "(on a GPU always)")
     add("--ddim-steps", type=int, help="DDIM sampling steps (paper: 100)")
     add("--eta", type=float, default=0.0, help="DDIM eta (paper: 0)")
     add("--clip-sample", type=int, choices=[0, 1], help="clip x0 to [-1, 1] while sampling (CelebA's DDIM code: no)")
@@ -326,16 +352,16 @@ def parse_args(argv=None):
         args.ddim_steps = args.ddim_steps or 100
         args.clip_sample = 1 if args.clip_sample is None else args.clip_sample
         return args
-    given = "prune_ratio" if args.prune_ratio is not None else "student_width" if args.student_width is not None else None
+    kinds = ("prune_ratio", "student_init", "student_width")   # one kind of student: the one given, else the preset's
+    given = [k for k in kinds if getattr(args, k) is not None]
     apply_preset(args, PRESETS)
-    if given == "student_width":                     # one kind of student: the one given, else the preset's
-        args.prune_ratio = None
-    elif args.prune_ratio is not None:
-        args.student_width = None
+    for k in kinds:
+        if given and k not in given:
+            setattr(args, k, None)
     _check(args)
     if args.preset in ("paper", "celeba") and args.data_dir is None:
         fail(f"--preset {args.preset} trains on real data: pass --data-dir "
-             + ("cifar-10-python.tar.gz" if args.preset == "paper" else "img_align_celeba/") + " (or use --preset tiny)")
+             + ("cifar-10-python.tar.gz" if args.preset == "paper" else "img_align_celeba/") + " (or --preset tiny)")
     if args.teacher is None:
         fail("--preset celeba needs --teacher: ermongroup/ddim's CelebA-64 checkpoint (ckpt.pth) or its converted dir")
     return args

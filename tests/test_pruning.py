@@ -1,10 +1,13 @@
 """Students pruned from the teacher as the paper makes them (Diff-Pruning's pruner): sizes, importance, save/load."""
+import os
+
 import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 import data
 import models
+from helpers import REPO
 from test_tools import TINY
 
 ALPHAS = DDPMScheduler(num_train_timesteps=1000).alphas_cumprod
@@ -89,3 +92,15 @@ def test_pruned_student_saves_reloads_and_keeps_teacher_weights(tmp_path):
 def test_prune_ratio_outside_0_1_is_refused(ratio):
     with pytest.raises(ValueError, match="must be in"):
         models.prune_unet(UNet2DModel(**TINY), ratio, "magnitude")
+
+
+def test_shipped_tiny_student_is_the_tiny_teacher_pruned_70_percent():
+    """assets/tiny_unet_pruned70 (the tiny presets' student, made by the README's command with Taylor importance):
+    the widths of a 70 % pruning of assets/tiny_unet, every weight inherited from the teacher."""
+    teacher = models.load_unet(os.path.join(REPO, "assets", "tiny_unet"))
+    shipped = models.load_unet(os.path.join(REPO, "assets", "tiny_unet_pruned70"))
+    assert shipped.config[models.PRUNED_KEY] == dict(ratio=0.7, importance="taylor")
+    widths = {n: p.shape for n, p in models.prune_unet(teacher, 0.7, "magnitude").named_parameters()}
+    assert {n: p.shape for n, p in shipped.named_parameters()} == widths
+    w_t, w_s = teacher.conv_in.weight, shipped.conv_in.weight
+    assert all(any(torch.equal(w_s[j], w_t[c]) for c in range(len(w_t))) for j in range(len(w_s)))

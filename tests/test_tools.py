@@ -163,6 +163,31 @@ def test_checkpoint_roundtrip_and_interrupted_save(tmp_path):
     assert common.load_checkpoint(str(tmp_path / "empty"), m2, e2, o2, "cpu") == 0
 
 
+def test_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    torch.manual_seed(0)
+    model, ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters())
+    saved = {}
+    for step in (2, 4):
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        common.save_checkpoint(str(tmp_path), step, model, ema, opt, type("A", (), {})())
+        saved[step] = (model.weight.clone(), opt.state_dict()["state"][0]["exp_avg"].clone(), torch.get_rng_state())
+    newest = tmp_path / "ckpt_00000004" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])                    # truncated, as by a full disk or a bad copy
+    m2, e2 = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    o2 = torch.optim.Adam(m2.parameters())
+    assert common.load_checkpoint(str(tmp_path), m2, e2, o2, "cpu") == 2      # as if resumed from step 2
+    weight, exp_avg, rng = saved[2]
+    assert torch.equal(m2.weight, weight) and torch.equal(o2.state_dict()["state"][0]["exp_avg"], exp_avg)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert "checkpoint " + str(tmp_path / "ckpt_00000004") + " is unreadable" in capsys.readouterr().err
+    (tmp_path / "ckpt_00000002" / "state.pt").write_bytes(b"junk")
+    with pytest.raises(SystemExit):                                  # nothing readable: one line, not a fresh start
+        common.load_checkpoint(str(tmp_path), m2, e2, o2, "cpu")
+    assert "no readable checkpoint" in capsys.readouterr().err
+
+
 def test_ema_warms_up_then_follows_decay():
     ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
     ema.weight.data.fill_(0.0)
