@@ -238,7 +238,7 @@ def picture(args):
         ax.set_title(f"{name}\nshape-FD {fd:.2f}")
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(os.path.join(args.out, "tiny_preset.png"), dpi=100)
+    fig.savefig(os.path.join(args.out, "tiny_preset.png"), dpi=100, bbox_inches="tight")
     print(f"wrote {os.path.join(args.out, 'tiny_preset.png')}")
 
 
