@@ -34,6 +34,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import signal
 import time
 
@@ -115,7 +116,8 @@ def make_student(args, teacher, teacher_config, images, rank, world, device):
         student = prune_unet(teacher, args.prune_ratio, args.prune_importance, x0,
                              DDPMScheduler(**DDPM_SCHEDULE).alphas_cumprod, args.taylor_t_stride, args.seed)
         student.save_pretrained(init + ".tmp")
-        os.replace(init + ".tmp", init) if not os.path.exists(init) else None
+        shutil.rmtree(init, ignore_errors=True)      # a folder left without its config by an earlier crash
+        os.replace(init + ".tmp", init)
     if world > 1:
         torch.distributed.barrier()
     return set_dropout(load_unet(init), args.dropout)
@@ -126,9 +128,10 @@ def fid_reference(args, images, device):
     dataset's statistics; an image folder's are computed from its images as trained on, once."""
     if args.fid_stats and os.path.isfile(args.fid_stats):
         return args.fid_stats, f"{args.fid_stats} (given)"
-    if is_cifar10(args.data_dir) and not args.fid_stats:
+    if args.data_dir is not None and is_cifar10(args.data_dir) and not args.fid_stats:
         return None, "CIFAR-10 train (clean-fid's statistics)"
-    about = f"{len(images)} images of {os.path.abspath(args.data_dir)}, {args.crop} crop, {images.shape[-1]}px"
+    source = os.path.abspath(args.data_dir) if args.data_dir else "the embedded shapes"
+    about = f"{len(images)} images of {source}, {args.crop} crop, {images.shape[-1]}px"
     path = reference_stats(images, args.fid_stats or os.path.join(args.out, "fid_stats.npz"), about, args.fid_mode,
                            args.fid_inception, device=str(device))
     return path, f"{about} (statistics in {path})"
@@ -281,6 +284,7 @@ def main(args):
         if world > 1 and (done % args.ckpt_every == 0 or stop):
             torch.distributed.barrier()
         if stop:
+            bar.close()                              # its last redraw before our one line, not after
             stop_interrupted(done)
 
     # ---- final save and evaluation
