@@ -20,7 +20,8 @@ from place import place_loss
 
 
 KD_METHODS = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"]
-LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "lr", "steps_per_s"]
+LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "grad_norm_max", "lr",
+               "steps_per_s"]
 
 
 # ---------------------------------------------------------------- flags every script has
@@ -77,10 +78,13 @@ def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=(), feat_weight=1.0):
     return kd, fit
 
 
-def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds):
-    """One CSV/progress-bar row; methods without their own fit log LIFT's per-(sample, channel) fit as a probe."""
+def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds, grad_norm_max=None):
+    """One CSV/progress-bar row; methods without their own fit log LIFT's per-(sample, channel) fit as a probe.
+    grad_norm_max: the largest pre-clip gradient norm since the previous row."""
     row = dict(step=step, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
                steps_per_s=args.log_every / max(seconds, 1e-9))
+    if grad_norm_max is not None:
+        row["grad_norm_max"] = grad_norm_max.item()
     if fit is None and eps_t is not None:
         fit = lift_loss(eps_s.detach(), eps_t, reduction=args.loss_scale)
     if fit is not None:

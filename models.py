@@ -158,7 +158,7 @@ def load_unet(source, subfolder="unet", **kwargs):
     model = build_unet(config)
     state = load_file(os.path.join(source, _source_subfolder(source, subfolder) or "", "diffusion_pytorch_model.safetensors"))
     if PRUNED_KEY in config:
-        resize_to_weights(model, state).register_to_config(**{PRUNED_KEY: config[PRUNED_KEY]})
+        resize_to_weights(model, state, config[PRUNED_KEY].get("norm_min_channels", 1)).register_to_config(**{PRUNED_KEY: config[PRUNED_KEY]})
     model.load_state_dict(state)
     return model
 
@@ -180,9 +180,11 @@ def fix_channel_attributes(model):
     return model
 
 
-def resize_to_weights(model, state):
+def resize_to_weights(model, state, norm_min_channels=1):
     """Shrink every Conv2d, Linear and GroupNorm of model to the shapes its weights have in `state` (a pruned model's
-    state dict), so the state loads; GroupNorms keep their group count, as the pruner keeps it."""
+    state dict), so the state loads. GroupNorms keep their group count, as the pruner keeps it, unless that leaves
+    fewer than norm_min_channels per group: then they get the most groups of at least that many channels (a study
+    contrast, PRUNED_KEY's "norm_min_channels"; the paper's 90 % students have one channel per group)."""
     for name, m in list(model.named_modules()):
         w = state.get(f"{name}.weight")
         if w is None or not isinstance(m, (nn.Conv2d, nn.Linear, nn.GroupNorm)) or w.shape == m.weight.shape:
@@ -192,7 +194,8 @@ def resize_to_weights(model, state):
         elif isinstance(m, nn.Linear):
             new = nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None)
         else:
-            new = nn.GroupNorm(m.num_groups, w.shape[0], m.eps, m.affine)
+            groups = max(g for g in range(1, m.num_groups + 1) if w.shape[0] % g == 0 and w.shape[0] // g >= norm_min_channels)
+            new = nn.GroupNorm(groups, w.shape[0], m.eps, m.affine)
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, new)
     return fix_channel_attributes(model)

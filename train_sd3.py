@@ -280,7 +280,7 @@ def main(args):
 
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    busy = 0.0
+    busy, peak = 0.0, None
     for step in bar:
         tic = time.time()
         idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
@@ -311,7 +311,8 @@ def main(args):
             fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
+        peak = norm if peak is None else torch.maximum(peak, norm)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         done, busy = step + 1, busy + time.time() - tic
@@ -319,10 +320,10 @@ def main(args):
             os.kill(os.getpid(), signal.SIGKILL)
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = log_row(args, done, loss, diffusion, kd, fit, v_s, v_t, busy)
+            row = log_row(args, done, loss, diffusion, kd, fit, v_s, v_t, busy, peak)
             log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w") if k in row})
-            busy = 0.0
+            busy, peak = 0.0, None
         if rank == 0 and done % args.sample_every == 0:
             grid = sample(args, ema.student, vae, *grid_text, null, 0, device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
