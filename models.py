@@ -387,9 +387,15 @@ def latent_image_size(vae, channels, size, device="cpu"):
 
 
 @torch.no_grad()
-def encode_latents(vae, x, generator=None):
+def encode_latents(vae, x, generator=None, batch_size=None):
     """Images in [-1, 1] -> the latents diffusion runs on: (z - shift) * scale. The scale brings the VAE's latents
-    to about unit variance (DiT's sd-vae-ft-ema: 0.18215; SD3's VAE: 1.5305 with shift 0.0609, from their configs)."""
+    to about unit variance (DiT's sd-vae-ft-ema: 0.18215; SD3's VAE: 1.5305 with shift 0.0609, from their configs).
+    batch_size: images per VAE call (memory). generator: one, or a list of one per image, whose draws then do not
+    depend on batch_size."""
+    if batch_size and len(x) > batch_size:
+        per_image = isinstance(generator, list)
+        return torch.cat([encode_latents(vae, x[i:i + batch_size], generator[i:i + batch_size] if per_image
+                                         else generator) for i in range(0, len(x), batch_size)])
     if isinstance(vae, PixelUnshuffleLatents):
         return vae.encode(x)
     z = vae.encode(x).latent_dist.sample(generator)

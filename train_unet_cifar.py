@@ -44,7 +44,7 @@ from tqdm import tqdm
 from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts,
                     ema_update, fail, interrupted, kd_loss, load_checkpoint, log_row, random_flip, release_interrupts,
                     save_checkpoint, save_grid, setup_device, start_run, stop_interrupted, write_json)
-from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, to_model_range
+from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import (FIDUnavailable, cached_reference, ddim_sample, fid, load_classifier, reference_stats,
                      shape_metrics)
@@ -58,6 +58,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # clips; the DDIM code that trained and samples the CelebA teacher does not.
 DDPM_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                      prediction_type="epsilon", clip_sample=True, variance_type="fixed_small")
+EVAL_COLUMNS = ["step", "diffusion", "teacher_dist", "ema_diffusion", "ema_teacher_dist"]   # OUT/eval.csv
 FITNET_WEIGHT = 1e-6     # the authors' weight of FitNet beside an output loss (outkd+featkd, and their "Ours")
 # The authors' fine-tuning of pruned students (PAPER.md; Diff_Pruning_EXP/configs/celeba.yml and runners/diffusion.py):
 # 90 % pruned by Taylor importance, Adam 2e-4, EMA 0.9999 without warm-up, dropout 0.1, flip, antithetic timesteps,
@@ -123,6 +124,28 @@ def make_student(args, teacher, teacher_config, images, rank, world, device):
     return set_dropout(load_unet(init), args.dropout)
 
 
+HELDOUT_SEED = 999_983          # the --eval-every set: shapes drawn with this seed are in no training set or reference
+
+
+def heldout_set(args, images, size, n=256):
+    """The fixed (x0, t, noise) of --eval-every: n fresh embedded images (held out), or n fixed training images on
+    real data; t uniform, noise Gaussian, from their own generator (the run's random stream is untouched)."""
+    g = torch.Generator().manual_seed(HELDOUT_SEED)
+    x0 = make_shapes(n, HELDOUT_SEED, size)[0] if args.data_dir is None else images[torch.randperm(len(images), generator=g)[:n]]
+    x0 = to_model_range(x0)
+    return x0, torch.randint(0, DDPM_SCHEDULE["num_train_timesteps"], (n,), generator=g), torch.randn(x0.shape, generator=g)
+
+
+@torch.no_grad()
+def heldout_losses(unet, xt, t, noise, eps_teacher, reduction, batch=128):
+    """(diffusion loss, distance to the teacher's prediction) of unet on the fixed set, on the training loss scale."""
+    was_training = unet.training
+    eps = torch.cat([unet.eval()(xt[i:i + batch], t[i:i + batch]).sample for i in range(0, len(xt), batch)])
+    unet.train(was_training)
+    return (outkd_loss(eps, noise, reduction=reduction).loss.item(),
+            outkd_loss(eps, eps_teacher, reduction=reduction).loss.item())
+
+
 def fid_reference(args, images, device):
     """(statistics .npz or None for clean-fid's CIFAR-10 train statistics, what the reference is): never another
     dataset's statistics; an image folder's are computed from its images as trained on, once."""
@@ -184,7 +207,7 @@ def main(args):
     schedule = dict(DDPM_SCHEDULE, clip_sample=bool(args.clip_sample))
 
     # ---- teacher (frozen), data, student, EMA
-    needs_teacher = args.kd != "none" or args.prune_ratio is not None
+    needs_teacher = args.kd != "none" or args.prune_ratio is not None or args.eval_every > 0
     if needs_teacher:
         teacher = load_teacher(args, device)
         teacher_config = dict(teacher.config)
@@ -229,6 +252,22 @@ def main(args):
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     teacher_autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                                       enabled=device.type == "cuda" or bool(args.bf16_teacher))
+    if rank == 0 and args.eval_every:                # stability: the same (x0, t, noise) every --eval-every steps
+        x0, t, noise = (v.to(device) for v in heldout_set(args, images, size))
+        a = alphas[t].view(-1, 1, 1, 1)
+        held = dict(xt=a.sqrt() * x0 + (1 - a).sqrt() * noise, t=t, noise=noise, reduction=args.loss_scale)
+        with torch.no_grad():
+            held["eps_teacher"] = torch.cat([teacher(held["xt"][i:i + 128], t[i:i + 128]).sample for i in range(0, len(t), 128)])
+        teacher_heldout = outkd_loss(held["eps_teacher"], noise, reduction=args.loss_scale).loss.item()
+        eval_log = CSVLog(os.path.join(args.out, "eval.csv"), EVAL_COLUMNS, start)
+
+        def evaluate_heldout(step):
+            d, td = heldout_losses(model.student, **held)
+            ema_d, ema_td = heldout_losses(ema.student, **held)
+            eval_log.write(dict(step=step, diffusion=f"{d:.6g}", teacher_dist=f"{td:.6g}", ema_diffusion=f"{ema_d:.6g}",
+                                ema_teacher_dist=f"{ema_td:.6g}"))
+        if start == 0:
+            evaluate_heldout(0)
 
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
@@ -276,6 +315,8 @@ def main(args):
             log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w", "slope") if k in row})
             busy, peak = 0.0, None
+        if rank == 0 and args.eval_every and done % args.eval_every == 0:
+            evaluate_heldout(done)
         if rank == 0 and done % args.sample_every == 0:
             grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
@@ -293,6 +334,8 @@ def main(args):
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
+        if args.eval_every:                          # the teacher's own diffusion loss on the --eval-every set
+            metrics["heldout_teacher_diffusion"] = teacher_heldout
         if args.fid_samples:
             metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
@@ -310,7 +353,8 @@ def _check(args):
               ("batch_size", lambda v: v >= 1, ">= 1"), ("steps", lambda v: v >= 1, ">= 1"),
               ("taylor_t_stride", lambda v: v >= 1, ">= 1"), ("taylor_batch", lambda v: v >= 1, ">= 1"),
               ("ddim_steps", lambda v: v >= 1, ">= 1"), ("lr", lambda v: v > 0, "> 0"),
-              ("ema", lambda v: 0 <= v < 1, "in [0, 1)"), ("dropout", lambda v: 0 <= v < 1, "in [0, 1)")]
+              ("ema", lambda v: 0 <= v < 1, "in [0, 1)"), ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+              ("eval_every", lambda v: v >= 0, ">= 0")]
     for name, ok, rule in checks:
         value = getattr(args, name, None)
         if value is not None and not ok(value):
@@ -350,6 +394,8 @@ def parse_args(argv=None):
     add("--ddim-steps", type=int, help="DDIM sampling steps (paper: 100)")
     add("--eta", type=float, default=0.0, help="DDIM eta (paper: 0)")
     add("--clip-sample", type=int, choices=[0, 1], help="clip x0 to [-1, 1] while sampling (CelebA's DDIM code: no)")
+    add("--eval-every", type=int, default=0, help="every N steps (and at step 0) write the student's and its EMA's "
+        "diffusion loss and distance to the teacher on a fixed held-out set of (x0, t, noise) to OUT/eval.csv")
     add("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
     add("--n-samples", type=int, default=64, help="with --sample-from")
     args = parser.parse_args(argv)

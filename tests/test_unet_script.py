@@ -46,7 +46,7 @@ def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
     straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
     common = ["--kd", "place", "--prune-ratio", "0.5", "--place-fitnet", "1", "--flip", "1", "--antithetic", "1",
               "--dropout", "0.1", "--ema-warmup", "0", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100",
-              "--fid-samples", "0"]
+              "--fid-samples", "0", "--eval-every", "2"]
     assert run(*common, "--out", straight).returncode == 0
     p = run(*common, "--out", broken, env={fault: "5"})
     assert p.returncode != 0 and not os.path.exists(os.path.join(broken, "student"))
@@ -65,6 +65,29 @@ def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
         b = load_file(os.path.join(broken, "ckpt_00000006", name))
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(broken), rows(straight))]
+    held = [open(os.path.join(d, "eval.csv")).read().splitlines() for d in (straight, broken)]
+    assert held[0] == held[1] and [line.split(",")[0] for line in held[0][1:]] == ["0", "2", "4", "6"]
+
+
+def test_heldout_set_is_fixed_unseen_and_zero_for_the_teacher():
+    """--eval-every's set: the same for every run, none of its images in a training set, and a student that is the
+    teacher has distance 0 to it and the teacher's own diffusion loss."""
+    import train_unet_cifar as tu
+    from data import load_images
+    from lift import outkd_loss
+    args = tu.parse_args(["--preset", "smoke"])
+    x0, t, noise = tu.heldout_set(args, None, 32, n=64)
+    again = tu.heldout_set(args, None, 32, n=64)
+    assert all(torch.equal(a, b) for a, b in zip((x0, t, noise), again)) and t.min() >= 0 and t.max() < 1000
+    images = tu.to_model_range(load_images(None, 32, 2000, seed=0)[0])
+    assert torch.cdist(x0.flatten(1), images.flatten(1)).min() > 1.0
+    teacher = load_unet(tu.PRESETS["tiny"]["teacher"]).eval()
+    a = torch.rand(len(t), 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    with torch.no_grad():
+        eps = teacher(xt, t).sample
+    loss, dist = tu.heldout_losses(teacher, xt, t, noise, eps, "sum", batch=24)
+    assert dist < 1e-8 and abs(loss - outkd_loss(eps, noise, reduction="sum").loss.item()) < 1e-3 * loss
 
 
 def test_ddp_on_cpu_two_processes(tmp_path):
