@@ -69,34 +69,34 @@ def stability(log_rows):
     return spikes, (statistics.mean(losses[-5:]) if losses else float("nan"))
 
 
-def init_dir(args, arm):
-    """OUT/inits/<p90, p90_gn2, ...>/pruned_init: a pruned arm's student, made by make_inits."""
-    words = ARMS[args.regime][arm][0].split()
+def init_dir(args, kind):
+    """OUT/inits/<p90, p90_gn2, ...>/pruned_init: the student of a "prune R [gn N]" kind, made by make_inits."""
+    words = kind.split()
     slug = f"p{round(float(words[1]) * 100)}" + (f"_gn{words[3]}" if len(words) > 2 else "")
     return os.path.join(args.out, "inits", slug, "pruned_init")
 
 
 def make_inits(args):
-    """Each pruned arm's student, made once: the teacher pruned by the paper's Taylor pruner with the tiny preset's
-    settings (t stride 10, 64 images, seed 0; assets/tiny_unet_pruned70 is the 70 % one); a "gn N" arm is the same
-    weights with models.PRUNED_KEY's norm_min_channels N, so load_unet gives its GroupNorms groups of N channels."""
+    """The pruned arms' students, each made once: the teacher pruned by the paper's Taylor pruner with the tiny preset's
+    settings (t stride 10, 64 images, seed 0; assets/tiny_unet_pruned70 is the 70 % one); "prune R gn N" is R's
+    student, the same weights, with models.PRUNED_KEY's norm_min_channels N, so load_unet gives it GroupNorm groups
+    of N channels."""
     from models import PRUNED_KEY
-    for arm, (kind, _) in ARMS[args.regime].items():
-        words, init = kind.split(), init_dir(args, arm)
-        if words[0] != "prune" or os.path.exists(os.path.join(init, "config.json")):
+    kinds = [ARMS[args.regime][arm][0] for arm in args.arms if ARMS[args.regime][arm][0].startswith("prune")]
+    for kind in dict.fromkeys(k for kind in kinds for k in (" ".join(kind.split()[:2]), kind)):   # bases first
+        words, init = kind.split(), init_dir(args, kind)
+        if os.path.exists(os.path.join(init, "config.json")):
             continue
-        run = train_unet_cifar.parse_args(["--preset", "tiny", "--teacher", args.teacher, "--prune-ratio", words[1],
-                                           "--taylor-t-stride", str(args.taylor_t_stride), "--threads", str(args.threads),
-                                           "--out", os.path.dirname(init)])
         if len(words) == 2:
+            run = train_unet_cifar.parse_args(["--preset", "tiny", "--teacher", args.teacher, "--prune-ratio", words[1],
+                                               "--taylor-t-stride", str(args.taylor_t_stride), "--out", os.path.dirname(init)])
             torch.set_num_threads(args.threads)
             teacher = train_unet_cifar.load_teacher(run, torch.device("cpu"))
             images, _ = train_unet_cifar.load_images(None, teacher.config.sample_size, run.n_embedded, seed=run.seed)
             train_unet_cifar.make_student(run, teacher, dict(teacher.config), images, 0, 1, torch.device("cpu"))
             continue
-        base = init_dir(args, next(a for a, (k, _) in ARMS[args.regime].items() if k == " ".join(words[:2])))
         shutil.rmtree(init + ".tmp", ignore_errors=True)
-        shutil.copytree(base, init + ".tmp")
+        shutil.copytree(init_dir(args, " ".join(words[:2])), init + ".tmp")
         with open(os.path.join(init + ".tmp", "config.json")) as f:
             config = json.load(f)
         config[PRUNED_KEY]["norm_min_channels"] = int(words[3])
@@ -113,7 +113,7 @@ def run_argv(args, method, arm, seed, flags=()):
     slug = arm.replace("%", "").replace(" GN>=", "_gn")
     out = os.path.join(args.out, "runs", f"{method.replace('+', '_')}_{slug}_s{seed}{suffix}")
     kind = ARMS[args.regime][arm][0].split()
-    student = (["--student-width", kind[1]] if kind[0] == "width" else ["--student-init", init_dir(args, arm)])
+    student = (["--student-width", kind[1]] if kind[0] == "width" else ["--student-init", init_dir(args, ARMS[args.regime][arm][0])])
     argv = ["--preset", "tiny", "--teacher", args.teacher, "--kd", method,
             *([] if "--prune-ratio" in flags else student), "--seed", str(seed),
             "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -187,8 +187,8 @@ def summarise(args, rows):
     summed; per (arm, method)."""
     std = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     out = []
-    for arm, (_, methods) in ARMS[args.regime].items():
-        for method in methods:
+    for arm in args.arms:
+        for method in ARMS[args.regime][arm][1]:
             runs = [r for r in rows if r["arm"] == arm and r["method"] == method]
             cell = dict(arm=arm, method=method, seeds=len(runs))
             for key in ("shape_fd", "heldout_diffusion", "heldout_teacher_dist", "final_diffusion_loss", "heldout_rise"):
@@ -214,8 +214,8 @@ def plot(path, args, rows, curves, held, teacher_fd):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    arms = ARMS[args.regime]
-    first, methods = next(iter(arms)), KD_METHODS
+    arms, methods = args.arms, KD_METHODS
+    first = arms[0]
     fig, ((ax, bx), (cx, dx)) = plt.subplots(2, 2, figsize=(13, 9))
     for j, arm in enumerate(arms):
         for i, method in enumerate(methods):
@@ -252,7 +252,7 @@ def main(args):
     tic = time.time()
     make_inits(args)
     jobs = [(method, arm, seed) for seed in range(args.seeds)       # seeds outermost: a partial study covers every arm
-            for arm, (_, methods) in ARMS[args.regime].items() for method in methods]
+            for arm in args.arms for method in ARMS[args.regime][arm][1]]
     rows, curves, held = [], [], []
     for (method, arm, seed), (row, curve, heldout) in zip(jobs, run_all(args, jobs)):
         rows.append(row)
@@ -267,7 +267,7 @@ def main(args):
     if held:
         write_csv(os.path.join(args.out, "heldout.csv"), held)
     write_csv(os.path.join(args.out, "summary.csv"), summary)
-    arms = list(ARMS[args.regime])
+    arms = args.arms
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(f"shape-FD ({args.samples} samples, DDIM {args.ddim_steps}) and held-out diffusion loss of the EMA "
                 f"student (per-sample sum, 256 fixed (x0, t, noise)) over {args.seeds} seeds, mean ± std, after "
@@ -359,6 +359,7 @@ def parse_args(argv=None):
                         help="instead of the study: the width regime's 1.6 %% student, one setting changed at a time")
     parser.add_argument("--picture", action="store_true",
                         help="instead of the study: the README's picture, teacher beside the tiny preset's students")
+    parser.add_argument("--arms", nargs="+", help="run only these arms of the regime (default: all)")
     parser.add_argument("--teacher", default=TINY["teacher"], help="the tiny preset's by default")
     parser.add_argument("--seeds", type=int, help="seeds per setting (default 3; 1 with --investigate)")
     parser.add_argument("--steps", type=int, help="per run (pruned: 2000, width: 500)")
@@ -375,6 +376,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.investigate:
         args.regime = "width"
+    unknown = set(args.arms or ()) - set(ARMS[args.regime])
+    if unknown:
+        parser.error(f"--arms {' '.join(sorted(unknown))}: the {args.regime} regime's arms are {', '.join(ARMS[args.regime])}")
+    args.arms = args.arms or list(ARMS[args.regime])
     args.seeds = args.seeds or (1 if args.investigate else 3)
     args.steps = args.steps or (2000 if args.regime == "pruned" else 500)
     if args.quick:

@@ -51,7 +51,7 @@ def test_width_regime_runs_random_init_copies_with_the_old_recipe():
     assert (run.dropout, run.flip, run.antithetic) == (0, 0, 0)
     args = study.parse_args(["--out", "/tmp/p"])
     run = train_unet_cifar.parse_args(study.run_argv(args, "place", "90% GN>=2", 0)[2])
-    assert run.student_init == study.init_dir(args, "90% GN>=2") and run.student_width is None and args.steps == 2000
+    assert run.student_init == study.init_dir(args, "prune 0.9 gn 2") and run.student_width is None and args.steps == 2000
     assert (run.dropout, run.flip, run.antithetic, run.place_fitnet, run.eval_every) == (0.1, 1, 1, 1, 250)
 
 
