@@ -15,6 +15,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from lift import lift_loss, outkd_loss
+from metrics import FIDUnavailable
 from models import feature_kd_loss
 from place import place_loss
 
@@ -36,14 +37,16 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--n-embedded", type=int, help="images of the embedded dataset")
     add("--kd", choices=KD_METHODS, default="place", help="place = LIFT with PLACE grouping (paper's Ours)")
     add("--group-size", type=int, default=16, help="PLACE's K (16 in every table of the paper)")
-    add("--kd-weight", type=float, default=1.0, help="lambda (Sec. 4.1: 1)")
-    add("--loss-scale", choices=["sum", "mean"], default="sum",
-        help="sum per sample then batch mean (the released DDPM code), or per-element mean")
+    add("--kd-weight", type=float, help="lambda (Sec. 4.1: 1)")
+    add("--loss-scale", choices=["sum", "mean"],
+        help="sum per sample then batch mean (the released DDPM code), or per-element mean (their DiT and SD code)")
+    add("--coarse", choices=["l1", "l2"], help="LIFT's coarse term: |b0| + |b1 - 1| (the authors' DDPM and SD code) "
+        "or b0^2 + (b1 - 1)^2 (their DiT code)")
     add("--steps", type=int)
     add("--batch-size", type=int, help="global batch (split over torchrun processes)")
     add("--lr", type=float)
     add("--ema", type=float, help="EMA decay")
-    add("--clip", type=float, default=1.0, help="gradient-norm clip")
+    add("--clip", type=float, help="gradient-norm clip")
     add("--seed", type=int, default=0)
     add("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     add("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -51,8 +54,8 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--sample-every", type=int)
     add("--ckpt-every", type=int)
     add("--fid-samples", type=int, help="samples for the final metric (0: skip)")
-    add("--fid-mode", choices=["legacy_pytorch", "legacy_tensorflow", "clean"], default="legacy_pytorch",
-        help="clean-fid mode (legacy_pytorch = pytorch-fid)")
+    add("--fid-mode", choices=["legacy_pytorch", "legacy_tensorflow", "clean"],
+        help="clean-fid mode (legacy_pytorch = pytorch-fid; legacy_tensorflow = the TF Inception of ADM's evaluator)")
     add("--fid-stats", help=".npz with the reference mu, sigma")
     add("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
     add("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
@@ -66,9 +69,9 @@ def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=(), feat_weight=1.0):
     """
     fit = None
     if args.kd == "lift":
-        fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale)
+        fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale, coarse=args.coarse)
     elif args.kd == "place":
-        fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale)
+        fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale, coarse=args.coarse)
     kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
     if args.kd in ("outkd", "outkd+featkd"):
         kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
@@ -100,9 +103,34 @@ def fail(message):
     sys.exit(2)
 
 
+# What a preset does not set: the loss and metric settings of the authors' DDPM code, the paper's lambda
+DEFAULTS = dict(kd_weight=1.0, loss_scale="sum", coarse="l1", clip=1.0, fid_mode="legacy_pytorch")
+
+
+# (flag, test, range in words) of the flags every script has; each script adds its own
+SHARED_RANGES = [("steps", lambda v: v >= 1, ">= 1"), ("batch_size", lambda v: v >= 1, ">= 1"),
+                 ("lr", lambda v: v > 0, "> 0"), ("ema", lambda v: 0 <= v < 1, "in [0, 1)"),
+                 ("kd_weight", lambda v: v >= 0, ">= 0"), ("group_size", lambda v: v >= 1, ">= 1"),
+                 ("clip", lambda v: v > 0, "> 0"), ("seed", lambda v: v >= 0, ">= 0"),
+                 ("threads", lambda v: v >= 0, ">= 0"), ("n_embedded", lambda v: v >= 0, ">= 0"),
+                 ("log_every", lambda v: v >= 1, ">= 1"), ("sample_every", lambda v: v >= 1, ">= 1"),
+                 ("ckpt_every", lambda v: v >= 1, ">= 1"), ("fid_samples", lambda v: v >= 0, ">= 0")]
+
+
+def check_flags(args, ranges=()):
+    """Flags out of range (the shared ones, then the script's `ranges`) or an --out that is a file: one line naming
+    the flag and its range, exit 2. Flags left unset (None) are not checked."""
+    for name, ok, rule in SHARED_RANGES + list(ranges):
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            fail(f"--{name.replace('_', '-')} {value} must be {rule}")
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail(f"--out {args.out} is a file, not a run directory")
+
+
 def apply_preset(args, presets):
-    """Fill every flag left at None from presets[args.preset]: an explicit flag always wins."""
-    for key, value in presets[args.preset].items():
+    """Fill every flag left at None from presets[args.preset], then from DEFAULTS: an explicit flag always wins."""
+    for key, value in {**DEFAULTS, **presets[args.preset]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
@@ -217,26 +245,57 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def process_rank():
+    """(rank, world size) of this process: those of the torchrun process group, else (0, 1)."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
 def save_checkpoint(out, step, model, ema, optimizer, args, keep=2):
     """OUT/ckpt_STEP/{model,ema}.safetensors + state.pt, written to a temp dir and renamed; then OUT/latest points to it.
 
-    A kill at any moment leaves the previous checkpoint and `latest` intact; only the last `keep` are kept.
+    Every process calls it: each one's RNG state is gathered into state.pt's rng_ranks (rng: rank 0's, for older
+    readers), rank 0 writes, and no process goes on before the checkpoint is complete. A kill at any moment leaves the
+    previous checkpoint and `latest` intact; only the last `keep` are kept.
     """
-    final = os.path.join(out, f"ckpt_{step:08d}")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, os.path.join(tmp, "model.safetensors"))
-    save_file({k: v.detach().contiguous().cpu() for k, v in ema.state_dict().items()}, os.path.join(tmp, "ema.safetensors"))
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": rng_state(), "args": vars(args)},
-               os.path.join(tmp, "state.pt"))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    with open(os.path.join(out, "latest.tmp"), "w") as f:
-        f.write(os.path.basename(final))
-    os.replace(os.path.join(out, "latest.tmp"), os.path.join(out, "latest"))
-    for old in sorted(glob.glob(os.path.join(out, "ckpt_*[0-9]")))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    rank, world = process_rank()
+    states = [rng_state()] * world                   # every process's own, once gathered
+    if world > 1:
+        dist.all_gather_object(states, states[rank])
+    if rank == 0:
+        final = os.path.join(out, f"ckpt_{step:08d}")
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for name, net in (("model", model), ("ema", ema)):
+            save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()},
+                      os.path.join(tmp, f"{name}.safetensors"))
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "rng": states[0], "rng_ranks": states,
+                    "args": vars(args)}, os.path.join(tmp, "state.pt"))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        with open(os.path.join(out, "latest.tmp"), "w") as f:
+            f.write(os.path.basename(final))
+        os.replace(os.path.join(out, "latest.tmp"), os.path.join(out, "latest"))
+        for old in sorted(glob.glob(os.path.join(out, "ckpt_*[0-9]")))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+
+
+def restore_rng(state):
+    """This process's RNG state from a checkpoint's state.pt: its own of rng_ranks, or rank 0's from a checkpoint
+    older than rng_ranks; from another number of processes, fresh streams seeded by (seed, rank, step), with a
+    warning."""
+    rank, world = process_rank()
+    ranks = state.get("rng_ranks", [state["rng"]] * world)
+    if len(ranks) == world:
+        set_rng_state(ranks[rank])
+        return
+    if rank == 0:
+        print(f"warning: the checkpoint of step {state['step']} was written by {len(ranks)} processes, not {world}: "
+              "the random streams are reseeded, not continued", file=sys.stderr)
+    seed = hash((state["args"].get("seed", 0), rank, state["step"])) % 2 ** 32    # a tuple of ints: the same every run
+    seed_everything(seed)
 
 
 def load_checkpoint(out, model, ema, optimizer, device):
@@ -258,7 +317,7 @@ def load_checkpoint(out, model, ema, optimizer, device):
         model.load_state_dict(weights)
         ema.load_state_dict(ema_weights)
         optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+        restore_rng(state)                           # this process's own RNG state
         return state["step"]
     if folders:
         fail(f"no readable checkpoint in {out} (tried {len(folders)}): start afresh without --resume")
@@ -295,6 +354,14 @@ def release_interrupts():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def inject_faults(step):
+    """Fault injection for the resume tests: after step N, LIFT_KILL_AT_STEP=N kills this process (SIGKILL, no
+    checkpoint) and LIFT_INTERRUPT_AT_STEP=N sends it Ctrl-C (SIGINT)."""
+    for name, sig in (("LIFT_KILL_AT_STEP", signal.SIGKILL), ("LIFT_INTERRUPT_AT_STEP", signal.SIGINT)):
+        if os.environ.get(name) == str(step):
+            os.kill(os.getpid(), sig)
+
+
 def stop_interrupted(step):
     """After the checkpoint of an interrupted run: one line saying where it stopped and how to go on; exit 130."""
     print(f"interrupted after step {step}; its checkpoint is written: run the same command with --resume to go on",
@@ -302,7 +369,32 @@ def stop_interrupted(step):
     sys.exit(130)
 
 
+# ---------------------------------------------------------------- grids and FID
 def save_grid(images, path, nrow=8):
     """Save model-range images (B, 3, H, W) in [-1, 1] as one PNG grid."""
     from torchvision.utils import save_image
     save_image((images.float().clamp(-1, 1) + 1) / 2, path, nrow=nrow)
+
+
+def fid_or_null(compute, mode):
+    """{fid: compute(), fid_mode}; when the Inception weights or reference statistics cannot be had (offline), fid
+    null with the reason in fid_unavailable and a one-line warning, so the run still writes its other metrics."""
+    try:
+        return dict(fid=compute(), fid_mode=mode)
+    except FIDUnavailable as e:
+        print(f"warning: no FID: {e}")
+        return dict(fid=None, fid_mode=mode, fid_unavailable=str(e))
+
+
+# ---------------------------------------------------------------- latent settings: training batches and sampling
+def batch_latents(args, idx, latents, images, vae, device):
+    """x_0 of the batch idx: rows of the latent cache (N, 2, C, h, w), each the latent of the image or, with --flip,
+    with probability 1/2 the one of its mirror image (drawn from torch's RNG, which checkpoints save); or without a
+    cache, the embedded images (mirrored alike) encoded now, --sample-batch-size per VAE call."""
+    from data import to_model_range
+    from models import encode_latents
+    if latents is not None:
+        side = torch.randint(0, 2, (len(idx),)) if args.flip else torch.zeros(len(idx), dtype=torch.long)
+        return torch.from_numpy(np.asarray(latents[idx.numpy(), side.numpy()])).float().to(device)
+    x = to_model_range(images[idx]).to(device)
+    return encode_latents(vae, random_flip(x) if args.flip else x, batch_size=args.sample_batch_size)

@@ -2,12 +2,15 @@
 
 Every dataset is held in memory as uint8 images (N, 3, H, W) with integer labels (and captions for the shapes),
 and batches come from `batch_indices(step)`: a pure function of (seed, step), so a resumed run sees exactly the
-data a straight run would, with no loader state to save.
+data a straight run would, with no loader state to save. Latent caches are encoded once, shared out over the ranks,
+and resume after an interruption.
 """
 import json
 import os
 import pickle
+import shutil
 import tarfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -186,20 +189,76 @@ def list_captioned_folder(path):
     return files, captions
 
 
-def cache_latents(files, size, encode, path, batch_size=64):
-    """Encode every image file once with encode(uint8 batch) -> latents; store them as float16 in the .npy `path`
-    (written under a temp name, then renamed) and return it memory-mapped. An existing cache is reused as is."""
+# Rows per part of a cache being built: a few seconds of GPU work each, so an interrupted build loses little.
+CACHE_CHUNK = 256
+
+
+def build_cache(paths, n, encode, rank=0, world=1, chunk=CACHE_CHUNK, desc="encoding"):
+    """Float16 .npy files `paths` of n rows each, filled once by encode(start, stop) -> one array per path (rows
+    start..stop-1), returned memory-mapped; files already there are reused as they are.
+
+    The rows are cut into parts of `chunk` rows. Each rank encodes its share of the parts not yet written and writes
+    each part atomically to the folder PATHS[0].parts (so an interrupted build resumes from the parts written); rank
+    0 then joins them into `paths` (temp names, then renamed) and deletes them. Past one barrier at the start, the
+    ranks wait for each other's files on disk, never in a collective: encoding ImageNet takes hours, far past
+    NCCL's 10-minute timeout, and ranks drift apart by more than that over hours.
+    """
     from tqdm import tqdm
-    if not os.path.exists(path):
-        first = encode(load_image_files(files[:1], size))
-        tmp = path + ".tmp.npy"
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(files), *first.shape[1:]))
-        for i in tqdm(range(0, len(files), batch_size), desc="encoding latents"):
-            out[i:i + batch_size] = encode(load_image_files(files[i:i + batch_size], size)).cpu().numpy()
-        out.flush()
-        del out
-        os.replace(tmp, path)
-    latents = np.load(path, mmap_mode="r")
+    folder = paths[0] + ".parts"
+    parts = [os.path.join(folder, f"rows_{a:09d}_{min(a + chunk, n):09d}.npz") for a in range(0, n, chunk)]
+    building = not all(os.path.exists(p) for p in paths)
+    todo = [k for k, part in enumerate(parts) if building and not os.path.exists(part)]
+    if world > 1:
+        torch.distributed.barrier()          # every rank has looked before any rank writes: they share out one todo
+    if building:
+        os.makedirs(folder, exist_ok=True)
+        names = {os.path.basename(p) for p in parts}
+        written = lambda: len(names & set(os.listdir(folder)))
+        bar = tqdm(total=len(parts), initial=len(parts) - len(todo), desc=desc, disable=rank != 0)
+        for k in todo[rank::world]:
+            arrays = encode(k * chunk, min(k * chunk + chunk, n))
+            np.savez(parts[k] + ".tmp.npz", *[np.asarray(a, dtype=np.float16) for a in arrays])
+            os.replace(parts[k] + ".tmp.npz", parts[k])
+            if rank == 0:
+                bar.update(written() - bar.n)
+        if rank == 0:
+            while written() < len(parts):                                     # the other ranks' shares
+                time.sleep(1)
+                bar.update(written() - bar.n)
+            bar.close()
+            with np.load(parts[0]) as first:
+                outs = [np.lib.format.open_memmap(p + ".tmp.npy", mode="w+", dtype=np.float16,
+                                                  shape=(n, *first[f"arr_{j}"].shape[1:])) for j, p in enumerate(paths)]
+            for k, part in enumerate(parts):
+                with np.load(part) as arrays:
+                    for j, out in enumerate(outs):
+                        out[k * chunk:k * chunk + chunk] = arrays[f"arr_{j}"]
+            for out, p in zip(outs, paths):
+                out.flush()
+                os.replace(p + ".tmp.npy", p)
+            del outs
+            shutil.rmtree(folder)
+        while not all(os.path.exists(p) for p in paths):                       # rank 0 is joining the parts
+            time.sleep(1)
+    return [np.load(p, mmap_mode="r") for p in paths]
+
+
+def cache_latents(files, size, encode, path, rank=0, world=1, chunk=CACHE_CHUNK):
+    """Latents (N, 2, C, h, w) of every image file (side 0) and of its mirror image (side 1, for --flip), in the
+    float16 .npy `path`, memory-mapped; built once by build_cache (shared by the ranks, resumable).
+
+    encode(uint8 images, generators) -> latents, with one generator per image for the VAE's noise, seeded by
+    (row, side): a latent does not depend on which rank encodes it or on the batch it is encoded in.
+    """
+    def encode_rows(a, b):
+        u = load_image_files(files[a:b], size)
+        both = torch.stack([u, u.flip(-1)], 1).flatten(0, 1)                 # (2 (b - a), 3, H, W): image, mirror, ...
+        z = encode(both, [torch.Generator().manual_seed(s) for s in range(2 * a, 2 * b)])
+        return [z.view(b - a, 2, *z.shape[1:]).float().cpu().numpy()]
+    latents = build_cache([path], len(files), encode_rows, rank, world, chunk, desc="encoding latents")[0]
+    if latents.ndim != 5 or latents.shape[1] != 2:
+        raise DataError(f"latent cache {path} has shape {latents.shape}, without the mirrored images' latents "
+                        "(an older format): delete it, and it is encoded again")
     if len(latents) != len(files):
         raise DataError(f"latent cache {path} holds {len(latents)} latents for {len(files)} images: delete it")
     return latents

@@ -48,16 +48,27 @@ def ddim_sample(unet, scheduler_config, n, steps=100, eta=0.0, seed=0, batch_siz
 
 
 @torch.no_grad()
-def guided_sample(predict, scheduler, shape, steps, guidance, seed=0, guided_channels=None, device="cpu"):
-    """Latents (shape) from noise by a diffusers scheduler with classifier-free guidance.
+def sample_generators(seed, first, n):
+    """One CPU generator per sample: sample j of a sampling run seeded `seed` draws all its noise from seed * 1_000_003
+    + j (runs with other seeds share no noise below a million samples), whichever batch it is drawn in."""
+    return [torch.Generator().manual_seed(seed * 1_000_003 + j) for j in range(first, first + n)]
+
+
+@torch.no_grad()
+
+
+def guided_sample(predict, scheduler, generators, shape, steps, guidance, guided_channels=None, device="cpu"):
+    """Latents (shape) from noise by a diffusers scheduler with classifier-free guidance; one generator per sample
+    (shape[0] of them, see sample_generators) for its initial noise and every stochastic step, so a sample is the
+    same in any batch.
 
     predict(x, t) gets the batch twice, (conditional; unconditional), and returns both predictions stacked the same
     way. Guidance, out = uncond + guidance * (cond - uncond) (Ho & Salimans 2022), applies to the first
     `guided_channels` channels (DiT: the eps half; the learned-variance half is taken from the conditional pass, as
     DiT samples); the scheduler then takes one step. guidance 1 is no guidance (one pass is still made each way).
     """
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g).to(device) * getattr(scheduler, "init_noise_sigma", 1.0)
+    x = torch.cat([torch.randn(1, *shape[1:], generator=g) for g in generators]).to(device)
+    x = x * getattr(scheduler, "init_noise_sigma", 1.0)
     scheduler.set_timesteps(steps, device=device)
     for t in scheduler.timesteps:
         xin = torch.cat([x, x])
@@ -65,7 +76,7 @@ def guided_sample(predict, scheduler, shape, steps, guidance, seed=0, guided_cha
         cond, uncond = predict(xin, t).float().chunk(2)
         c = guided_channels or cond.shape[1]
         guided = torch.cat([uncond[:, :c] + guidance * (cond[:, :c] - uncond[:, :c]), cond[:, c:]], dim=1)
-        x = scheduler.step(guided, t, x, generator=g).prev_sample
+        x = scheduler.step(guided, t, x, generator=generators).prev_sample
     return x
 
 

@@ -19,43 +19,64 @@ per-element variance interpolation v. The eps half gets the simple loss ||eps - 
 the v half is trained only by the variational bound L_vlb with eps held fixed, as DiT trains it, because the KD
 methods compare predictions of noise and v is not one (the teacher's v is not distilled). Labels are dropped to the
 null class 10 % of the time for classifier-free guidance (DiT's rate); the teacher sees the same dropped labels.
+
+Data: --data-dir images are encoded once (each image and its mirror image, for --flip) into a latent cache that the
+torchrun ranks fill together and an interrupted run resumes. Sampling runs --sample-batch-size images per call (bf16
+on GPU), each from its own seeded noise, so the samples do not depend on that size.
+
+Faults: Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits 130 (--resume goes on); without
+Inception weights (offline) metrics.json gets fid null and the reason.
 """
 import argparse
 import copy
 import json
 import math
 import os
-import signal
 import time
 
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss, load_checkpoint,
-                    log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
+from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
+                    ema_update, fail, fid_or_null, inject_faults, interrupted, kd_loss, load_checkpoint, log_row,
+                    release_interrupts, save_checkpoint, save_grid, setup_device, start_run, stop_interrupted,
+                    write_json)
 from data import batch_indices, cache_latents, list_image_folder, make_shapes, to_model_range
 from lift import outkd_loss
-from metrics import cached_reference, fid, guided_sample, load_classifier, shape_metrics, to_uint8
+from metrics import cached_reference, fid, guided_sample, load_classifier, sample_generators, shape_metrics, to_uint8
 from models import (Distillee, FeatureHooks, LoadError, block_alignment, decode_latents, depth_teacher_student,
                     dit_params, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+LABELS = {"random": "uniform at random (DiT's sample_ddp.py)", "balanced": "balanced over classes"}
 # DiT's diffusion: 1000 steps, linear betas 1e-4 .. 0.02 (DiT Sec. 3, improved-diffusion's "linear" schedule).
 DIT_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                     prediction_type="epsilon", clip_sample=False)
 PRESETS = {
-    # DiT / TinyFusion recipe: AdamW lr 1e-4, no weight decay, global batch 256, EMA 0.9999, 500k steps (PAPER.md);
-    # FID with 250 DDPM steps (learned variance) and guidance 1.5 on 50k samples, as DiT reports 2.27.
+    # DiT / TinyFusion recipe: AdamW lr 1e-4, no weight decay, global batch 256, EMA 0.9999, 500k steps, random
+    # horizontal flip (PAPER.md; DiT's train.py). The authors' DiT loss (TinyFusion_EXP/diffusion/gaussian_diffusion.py,
+    # training_losses_kd_rep) is 0.1 (L_simple + L_vlb) + 0.9 KD, each a per-element mean, with LIFT's coarse term
+    # squared (losses.py, use_l2=True), clipped at 1: here 10x that, diffusion + vlb + 9 KD clipped at 10, the same
+    # update under Adam. FID as DiT's sample_ddp.py reports 2.27: 250 DDPM steps spaced as its respacing (linspace,
+    # 999 -> 0), learned variance, guidance 1.5 on the first 3 latent channels, random labels, 50k samples, scored
+    # with the TF Inception (legacy_tensorflow) against ADM's VIRTUAL_imagenet256_labeled.npz (--fid-stats). sample_batch_size 64 to fit an 80 GB GPU (an estimate, not measured): at 256^2 the
+    # VAE decoder's widest activation (256 channels at full size, fp32) is 67 MB an image, so 64 images decode in under
+    # 20 GB beside the ~10 GB of teacher, D14 student, EMA and AdamW state; sampling the DiT (2 x 64 sequences of 256
+    # tokens) in bf16 is small.
     "paper": dict(teacher="facebook/DiT-XL-2-256", vae="stabilityai/sd-vae-ft-ema", student_depth=14, steps=500_000,
                   batch_size=256, lr=1e-4, ema=0.9999, log_every=100, sample_every=10_000, ckpt_every=10_000,
-                  sampler="ddpm", sample_steps=250, guidance=1.5, fid_samples=50_000, n_embedded=50_000, eval_teacher=0),
+                  sampler="ddpm", sample_steps=250, guidance=1.5, fid_samples=50_000, n_embedded=50_000, eval_teacher=0,
+                  flip=1, sample_batch_size=64, loss_scale="mean", coarse="l2", kd_weight=9.0, clip=10.0,
+                  spacing="linspace", guided_channels=3, fid_labels="random", fid_mode="legacy_tensorflow"),
     "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_dit"), vae="pixel-unshuffle", student_depth=2, steps=1500,
                  batch_size=64, lr=1e-3, ema=0.999, log_every=25, sample_every=500, ckpt_every=500, sampler="ddim",
-                 sample_steps=50, guidance=1.5, fid_samples=1000, n_embedded=20_000, eval_teacher=1),
+                 sample_steps=50, guidance=1.5, fid_samples=1000, n_embedded=20_000, eval_teacher=1, flip=0,
+                 sample_batch_size=256, spacing="leading", guided_channels=0, fid_labels="balanced"),                  # no flip: the tiny teacher never saw mirrored shapes
     "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_dit"), vae="pixel-unshuffle", student_depth=2, steps=4,
                   batch_size=8, lr=1e-3, ema=0.999, log_every=1, sample_every=2, ckpt_every=2, sampler="ddim",
-                  sample_steps=4, guidance=1.5, fid_samples=16, n_embedded=256, eval_teacher=0),
+                  sample_steps=4, guidance=1.5, fid_samples=16, n_embedded=256, eval_teacher=0, flip=0,
+                  sample_batch_size=256, spacing="leading", guided_channels=0, fid_labels="balanced"),
 }
 
 
@@ -103,53 +124,67 @@ def no_internal_label_dropout(model):
 
 
 def make_scheduler(args, learned_variance):
-    """The sampler: DDPM (DiT's 250 steps; uses the learned variance) or DDIM (eta 0; ignores it)."""
+    """The sampler: DDPM (DiT's 250 steps; uses the learned variance) or DDIM (eta 0; ignores it), its timesteps
+    spaced by --spacing (linspace: 999 -> 0 as DiT's respacing; leading: 1000 // steps apart from 0)."""
     from diffusers import DDIMScheduler, DDPMScheduler
     if args.sampler == "ddpm":
-        return DDPMScheduler(**DIT_SCHEDULE, variance_type="learned_range" if learned_variance else "fixed_small")
-    return DDIMScheduler(**DIT_SCHEDULE, timestep_spacing="leading")
+        return DDPMScheduler(**DIT_SCHEDULE, variance_type="learned_range" if learned_variance else "fixed_small",
+                             timestep_spacing=args.spacing)
+    return DDIMScheduler(**DIT_SCHEDULE, timestep_spacing=args.spacing)
 
 
 @torch.no_grad()
-def sample(args, model, vae, labels, seed, device, batch_size=256):
-    """uint8 images for the given class labels: guided sampling in latent space, then the VAE (or stand-in) decoder."""
+def sample(args, model, vae, labels, seed, device, first=0):
+    """uint8 images for the given class labels: guided sampling in latent space (bf16 autocast on GPU), then the VAE
+    (or stand-in) decoder, --sample-batch-size at a time. Sample j draws its noise from its own generator (seed,
+    first + j), so the images do not depend on the batch size."""
     cfg = model.config
     learned = cfg.out_channels == 2 * cfg.in_channels
     null = torch.full((1,), cfg.num_embeds_ada_norm, device=device, dtype=torch.long)   # null class id = num classes
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     was_training = model.training
     model.eval()
     out = []
-    for i in range(0, len(labels), batch_size):
-        y = labels[i:i + batch_size].to(device)
+    for i in range(0, len(labels), args.sample_batch_size):
+        y = labels[i:i + args.sample_batch_size].to(device)
         y2 = torch.cat([y, null.expand(len(y))])                                       # (conditional; unconditional)
-        scheduler = make_scheduler(args, learned)
 
         def predict(x, t):
-            pred = model(x, timestep=t.expand(len(x)).to(device), class_labels=y2).sample
+            with autocast:
+                pred = model(x, timestep=t.expand(len(x)).to(device), class_labels=y2).sample
             return pred if (args.sampler == "ddpm" and learned) else pred[:, :cfg.in_channels]
-        z = guided_sample(predict, scheduler, (len(y), cfg.in_channels, cfg.sample_size, cfg.sample_size),
-                          args.sample_steps, args.guidance, seed=seed + i, guided_channels=cfg.in_channels, device=device)
-        out.append(to_uint8(decode_latents(vae, z)))
+        z = guided_sample(predict, make_scheduler(args, learned), sample_generators(seed, first + i, len(y)),
+                           (len(y), cfg.in_channels, cfg.sample_size, cfg.sample_size), args.sample_steps,
+                           args.guidance, guided_channels=args.guided_channels or cfg.in_channels, device=device)
+        out.append(to_uint8(decode_latents(vae, z)))                               # one VAE call per batch
     model.train(was_training)
     return torch.cat(out)
 
 
+def sampler_settings(args, n):
+    """How the evaluation samples are drawn, written beside every number (and the key of a cached teacher value)."""
+    return dict(sampler=args.sampler, sample_steps=args.sample_steps, spacing=args.spacing, guidance=args.guidance,
+                guided_channels=args.guided_channels or "all", n_samples=n, sample_seed=args.seed,
+                noise="one generator per sample", labels=LABELS[args.fid_labels])
+
+
 def evaluate(args, model, vae, classes, device, n):
     """FID (clean-fid, reference statistics from --fid-stats) on real data; offline: shape-FD and class accuracy."""
-    settings = dict(sampler=args.sampler, sample_steps=args.sample_steps, guidance=args.guidance, n_samples=n,
-                    sample_seed=args.seed, labels="balanced over classes")
-    labels = torch.arange(n) % classes
+    settings = sampler_settings(args, n)
+    labels = (torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(args.seed))
+              if args.fid_labels == "random" else torch.arange(n) % classes)
     if args.data_dir is not None or args.fid_stats:
         if not args.fid_stats:
             fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
-        made = [0]                                   # images generated so far: batch k has its own labels and seed
+        made = [0]                                   # images generated so far: image j has label labels[j]
 
         def generate(b):
-            y = (torch.arange(b) + made[0]) % classes
-            made[0] += b
-            return sample(args, model, vae, y, args.seed * 1_000_003 + made[0], device).to(device)
-        return dict(settings, fid=fid(generate, n, mode=args.fid_mode, stats=args.fid_stats,
-                                      inception=args.fid_inception, device=str(device)), fid_mode=args.fid_mode)
+            first, made[0] = made[0], made[0] + b
+            y = labels[first:first + b]
+            return sample(args, model, vae, y, args.seed, device, first).to(device)
+        return dict(settings, **fid_or_null(lambda: fid(generate, n, mode=args.fid_mode, stats=args.fid_stats,
+                                                        inception=args.fid_inception, batch_size=args.sample_batch_size,
+                                                        device=str(device)), args.fid_mode))
     images = sample(args, model, vae, labels, args.seed, device)
     return dict(settings, **shape_metrics(images, load_classifier(device=device), labels))
 
@@ -208,11 +243,8 @@ def main(args):
         if len(names) > classes:
             fail(f"{args.data_dir} has {len(names)} classes but the teacher knows {classes}")
         cache = args.latent_cache or os.path.join(args.out, "latents.npy")
-        if rank == 0:                                # encode once (other ranks wait), then every rank maps it
-            cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)), cache)
-        if world > 1:
-            torch.distributed.barrier()
-        latents = cache_latents(files, image_size, None, cache)
+        encode = lambda u, g: encode_latents(vae, to_model_range(u).to(device), g, args.sample_batch_size)
+        latents = cache_latents(files, image_size, encode, cache, rank, world)   # every rank encodes a share, once
         images, n_data = None, len(files)
     else:
         images, all_labels, _ = make_shapes(args.n_embedded, args.seed, image_size)
@@ -237,13 +269,11 @@ def main(args):
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
     busy, peak = 0.0, None
+    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
     for step in bar:
         tic = time.time()
         idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
-        if latents is not None:
-            x0 = torch.from_numpy(latents[idx.numpy()]).float().to(device)
-        else:
-            x0 = encode_latents(vae, to_model_range(images[idx]).to(device))
+        x0 = batch_latents(args, idx, latents, images, vae, device)                  # (B, C, S, S), flipped or not
         y = drop_labels(all_labels[idx].to(device), classes, args.class_dropout)     # the same y for both networks
         noise = torch.randn_like(x0)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
@@ -271,8 +301,7 @@ def main(args):
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         done, busy = step + 1, busy + time.time() - tic
-        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
-            os.kill(os.getpid(), signal.SIGKILL)
+        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = dict(log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy, peak), vlb=vlb.item())
@@ -282,21 +311,22 @@ def main(args):
         if rank == 0 and done % args.sample_every == 0:
             grid = sample(args, ema.student, vae, torch.arange(min(classes, 8)).repeat_interleave(8), 0, device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps):
-            save_checkpoint(args.out, done, model, ema, optimizer, args)
-        if world > 1 and done % args.ckpt_every == 0:
-            torch.distributed.barrier()
+        stop = interrupted(interrupt, world, device)
+        if done % args.ckpt_every == 0 or done == args.steps or stop:
+            save_checkpoint(args.out, done, model, ema, optimizer, args)   # every rank: each one's RNG state
+        if stop:
+            bar.close()                              # its last redraw before our one line, not after
+            stop_interrupted(done)
 
     # ---- final save and evaluation
+    release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
         if args.fid_samples:
             metrics.update(evaluate(args, ema.student, vae, classes, device, args.fid_samples))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
-                settings = dict(sampler=args.sampler, sample_steps=args.sample_steps, guidance=args.guidance,
-                                n_samples=args.fid_samples, sample_seed=args.seed)
-                ref = cached_reference(args.teacher, settings,
+                ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
                                        lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples))
                 metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
         metrics["args"] = vars(args)
@@ -318,15 +348,28 @@ def parse_args(argv=None):
                         help="student weights from the kept teacher blocks, or random (to train a teacher)")
     parser.add_argument("--vae", help="AutoencoderKL hub id or directory, or pixel-unshuffle (the offline stand-in)")
     parser.add_argument("--latent-cache", help=".npy for the encoded --data-dir latents (default OUT/latents.npy)")
+    parser.add_argument("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images (DiT: 1)")
+    parser.add_argument("--sample-batch-size", type=int, help="images per sampling call and per VAE call (memory); "
+                                                              "the samples do not depend on it")
     parser.add_argument("--class-dropout", type=float, default=0.1, help="label -> null class rate (DiT: 0.1)")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], help="ddpm uses the learned variance (DiT: 250 steps)")
     parser.add_argument("--sample-steps", type=int)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (DiT's FID: 1.5)")
+    parser.add_argument("--guided-channels", type=int, help="guide only the first N latent channels (DiT's sampler: "
+                        "3 of 4; 0: all)")
+    parser.add_argument("--spacing", choices=["linspace", "leading"], help="sampling timesteps (DiT's respacing: "
+                        "linspace)")
+    parser.add_argument("--fid-labels", choices=list(LABELS), help="class labels of the evaluation samples")
     parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
     args = parser.parse_args(argv)
     apply_preset(args, PRESETS)
     if args.keep_blocks:
         args.student_depth = None
+    check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
+                       ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
+                       ("class_dropout", lambda v: 0 <= v <= 1, "in [0, 1]")])
+    if args.fid_samples and args.fid_stats and not os.path.isfile(args.fid_stats):
+        fail(f"--fid-stats {args.fid_stats} is not a file (an .npz with the reference mu and sigma)")
     return args
 
 

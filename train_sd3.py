@@ -19,12 +19,18 @@ Objective (Esser et al. 2024, SD3): x_t = (1 - sigma) x_0 + sigma * noise, the n
 noise - x_0 (MSE, uniform weighting), sigma drawn logit-normal (mean 0, std 1) and shifted by the schedule's shift
 (3.0 for SD3-medium) through the scheduler's own table. The KD methods compare student and teacher velocities. A
 caption is replaced by the empty caption 10 % of the time (for guidance); the teacher gets the same captions.
+
+Data: --data-dir images (each with its mirror image, for --flip) and captions are encoded once into caches that the
+torchrun ranks fill together and an interrupted run resumes. Sampling runs --sample-batch-size images per call (bf16
+on GPU), each from its own seeded noise, so the samples do not depend on that size.
+
+Faults: Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits 130 (--resume goes on); without
+Inception weights (offline) metrics.json gets fid null and the reason.
 """
 import argparse
 import copy
 import json
 import os
-import signal
 import time
 import zlib
 
@@ -32,12 +38,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, ema_update, fail, kd_loss, load_checkpoint,
-                    log_row, save_checkpoint, save_grid, setup_device, start_run, write_json)
-from data import batch_indices, cache_latents, list_captioned_folder, make_shapes, to_model_range
+from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
+                    ema_update, fail, fid_or_null, inject_faults, interrupted, kd_loss, load_checkpoint, log_row,
+                    release_interrupts, save_checkpoint, save_grid, setup_device, start_run, stop_interrupted,
+                    write_json)
+from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
-from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, shape_metrics,
-                     to_uint8)
+from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, sample_generators,
+                     shape_metrics, to_uint8)
 from models import (Distillee, FeatureHooks, LoadError, block_alignment, count_params, decode_latents,
                     depth_teacher_student, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
 from place import check_group_size
@@ -45,17 +53,27 @@ from place import check_group_size
 HERE = os.path.dirname(os.path.abspath(__file__))
 SD3 = "stabilityai/stable-diffusion-3-medium-diffusers"
 PRESETS = {
-    # SD3 fine-tuning as diffusers' SD3 training script: AdamW lr 1e-4 (no warm-up); sampler as the SD3 pipeline's
-    # defaults: 28 flow-matching Euler steps, guidance 7.0. FID on 30k samples as text-to-image papers report.
+    # SD3 fine-tuning as diffusers' SD3 training script: AdamW lr 1e-4 (no warm-up), random horizontal flip (its
+    # --random_flip); sampler as the SD3 pipeline's defaults: 28 flow-matching Euler steps, guidance 7.0. FID on 30k
+    # samples as text-to-image papers report. sample_batch_size 8 to fit an 80 GB GPU at SD3-medium's 1024^2 (an
+    # estimate, not measured): the VAE decoder's widest activation (256 channels at full size, fp32) is 1 GB an image
+    # and decoding holds a few at once, so 8 images take about 25 GB beside the ~28 GB of teacher, 12-block student,
+    # EMA and AdamW state (64 would need hundreds of GB); sampling the MMDiT in bf16 (2 x 8 sequences of 4096 + 333
+    # tokens) takes a few GB. Losses as the authors' SD code (BK_SDM_EXP/src/kd_t2i.py; their repo has no SD3 code):
+    # every term a per-element mean (loss-scale mean; a per-sample sum would be 262,144x larger at 1024^2 and the
+    # clip at 1 would fire on every step), LIFT's coarse term |b0| + |b1 - 1|, lambda 1, clip 1.
     "paper": dict(teacher=SD3, vae=SD3, text_encoder=SD3, student_depth=12, steps=100_000, batch_size=64, lr=1e-4,
                   ema=0.9999, log_every=100, sample_every=5000, ckpt_every=5000, sample_steps=28, guidance=7.0,
-                  fid_samples=30_000, n_embedded=50_000, eval_teacher=0),
+                  fid_samples=30_000, n_embedded=50_000, eval_teacher=0, flip=1, sample_batch_size=8, loss_scale="mean"),
+    # no flip in the tiny presets: the tiny teacher never saw mirrored shapes
     "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_sd3"), vae="pixel-unshuffle", text_encoder="stand-in",
                  student_depth=2, steps=1500, batch_size=64, lr=1e-3, ema=0.999, log_every=25, sample_every=500,
-                 ckpt_every=500, sample_steps=28, guidance=2.0, fid_samples=1000, n_embedded=20_000, eval_teacher=1),
+                 ckpt_every=500, sample_steps=28, guidance=2.0, fid_samples=1000, n_embedded=20_000, eval_teacher=1,
+                 flip=0, sample_batch_size=256),
     "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_sd3"), vae="pixel-unshuffle", text_encoder="stand-in",
                   student_depth=2, steps=4, batch_size=8, lr=1e-3, ema=0.999, log_every=1, sample_every=2, ckpt_every=2,
-                  sample_steps=4, guidance=2.0, fid_samples=16, n_embedded=256, eval_teacher=0),
+                  sample_steps=4, guidance=2.0, fid_samples=16, n_embedded=256, eval_teacher=0, flip=0,
+                  sample_batch_size=256),
 }
 
 
@@ -101,25 +119,18 @@ def text_encoder(args, config, device):
     return encode
 
 
-def encode_captions(encode, captions, cache=None, batch_size=64):
+def encode_captions(encode, captions, cache=None, batch_size=64, rank=0, world=1):
     """(tokens, pooled) for every caption and, last, the empty caption (the guidance null): in memory, or written once
-    to memory-mapped float16 files CACHE_tokens.npy, CACHE_pooled.npy (temp name, then rename)."""
+    to memory-mapped float16 files CACHE_tokens.npy, CACHE_pooled.npy by data.build_cache (the ranks share the work)."""
     captions = list(captions) + [""]
-    if cache is None:
-        tokens, pooled = zip(*(encode(captions[i:i + batch_size]) for i in range(0, len(captions), batch_size)))
+
+    def rows(a, b):                                  # captions a..b-1, batch_size per call of the text encoders
+        tokens, pooled = zip(*(encode(captions[i:min(i + batch_size, b)]) for i in range(a, b, batch_size)))
         return torch.cat(tokens).float(), torch.cat(pooled).float()
-    paths = [f"{cache}_tokens.npy", f"{cache}_pooled.npy"]
-    if not all(os.path.exists(p) for p in paths):
-        first = encode(captions[:1])
-        outs = [np.lib.format.open_memmap(p + ".tmp.npy", mode="w+", dtype=np.float16, shape=(len(captions), *f.shape[1:]))
-                for p, f in zip(paths, first)]
-        for i in tqdm(range(0, len(captions), batch_size), desc="encoding captions"):
-            for out, value in zip(outs, encode(captions[i:i + batch_size])):
-                out[i:i + batch_size] = value.float().cpu().numpy()
-        for out, p in zip(outs, paths):
-            out.flush()
-            os.replace(p + ".tmp.npy", p)
-    return tuple(np.load(p, mmap_mode="r") for p in paths)
+    if cache is None:
+        return rows(0, len(captions))
+    return tuple(build_cache([f"{cache}_tokens.npy", f"{cache}_pooled.npy"], len(captions),
+                             lambda a, b: [v.cpu().numpy() for v in rows(a, b)], rank, world, desc="encoding captions"))
 
 
 def rows_of(table, idx, device):
@@ -130,37 +141,47 @@ def rows_of(table, idx, device):
 
 
 @torch.no_grad()
-def sample(args, model, vae, tokens, pooled, null, seed, device, batch_size=256):
-    """uint8 images for the given prompt embeddings: guided flow-matching Euler sampling, then the decoder."""
+def sample(args, model, vae, tokens, pooled, null, seed, device, first=0):
+    """uint8 images for the given prompt embeddings: guided flow-matching Euler sampling (bf16 autocast on GPU), then
+    the decoder, --sample-batch-size at a time. Sample j draws its noise from its own generator (seed, first + j), so
+    the images do not depend on the batch size."""
     from diffusers import FlowMatchEulerDiscreteScheduler
     cfg = model.config
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     was_training = model.training
     model.eval()
     out = []
-    for i in range(0, len(tokens), batch_size):
-        tok, pool = tokens[i:i + batch_size].to(device), pooled[i:i + batch_size].to(device)
+    for i in range(0, len(tokens), args.sample_batch_size):
+        tok, pool = tokens[i:i + args.sample_batch_size].to(device), pooled[i:i + args.sample_batch_size].to(device)
         enc = torch.cat([tok, null[0].to(device).expand_as(tok)])               # (conditional; unconditional)
         pooled2 = torch.cat([pool, null[1].to(device).expand_as(pool)])
 
         def predict(x, t):
-            return model(x, encoder_hidden_states=enc, pooled_projections=pooled2, timestep=t.expand(len(x))).sample
+            with autocast:
+                return model(x, encoder_hidden_states=enc, pooled_projections=pooled2, timestep=t.expand(len(x))).sample
         z = guided_sample(predict, FlowMatchEulerDiscreteScheduler(shift=args.shift),
-                          (len(tok), cfg.in_channels, cfg.sample_size, cfg.sample_size), args.sample_steps,
-                          args.guidance, seed=seed + i, device=device)
-        out.append(to_uint8(decode_latents(vae, z)))
+                           sample_generators(seed, first + i, len(tok)),
+                           (len(tok), cfg.in_channels, cfg.sample_size, cfg.sample_size), args.sample_steps,
+                           args.guidance, device=device)
+        out.append(to_uint8(decode_latents(vae, z)))                             # one VAE call per batch
     model.train(was_training)
     return torch.cat(out)
+
+
+def sampler_settings(args, n):
+    """How the evaluation samples are drawn, written beside every number (and the key of a cached teacher value)."""
+    return dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance, shift=args.shift,
+                n_samples=n, sample_seed=args.seed, noise="one generator per sample")
 
 
 def evaluate(args, model, vae, encode, null, device, n, clip=None):
     """FID (clean-fid, --fid-stats) for real data; offline: shape-FD and caption -> class accuracy of samples.
     Given a CLIP model (--clip-model), also the mean CLIP score of the same samples against their captions."""
-    settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance, shift=args.shift,
-                    n_samples=n, sample_seed=args.seed)
+    settings = sampler_settings(args, n)
     scores = []                                      # CLIP scores of the samples, when a CLIP model is given
 
     def with_clip(metrics):
-        if clip:
+        if clip and scores:                          # none when FID stopped before sampling (offline)
             metrics.update(clip_score=torch.cat(scores).mean().item(), clip_model=args.clip_model)
         return metrics
     if args.data_dir is not None or args.fid_stats:
@@ -170,16 +191,16 @@ def evaluate(args, model, vae, encode, null, device, n, clip=None):
         made = [0]
 
         def generate(b):                             # the dataset's captions in order, cycled
-            chosen = [captions[(made[0] + k) % len(captions)] for k in range(b)]
-            made[0] += b
+            first, made[0] = made[0], made[0] + b
+            chosen = [captions[(first + k) % len(captions)] for k in range(b)]
             tok, pool = encode(chosen)
-            images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed * 1_000_003 + made[0], device)
+            images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device, first)
             if clip:
                 scores.append(clip_scores(images, chosen, clip))
             return images.to(device)
-        return with_clip(dict(settings, captions="the data's, in order", fid_mode=args.fid_mode,
-                              fid=fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
-                                      device=str(device))))
+        return with_clip(dict(settings, captions="the data's, in order", **fid_or_null(
+            lambda: fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
+                        batch_size=args.sample_batch_size, device=str(device)), args.fid_mode)))
     _, labels, captions = make_shapes(n, seed=args.seed + 1)                   # captions of unseen images
     tok, pool = encode(captions)
     images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device)
@@ -249,13 +270,9 @@ def main(args):
     if args.data_dir is not None:
         files, captions = list_captioned_folder(args.data_dir)
         cache = args.cache or os.path.join(args.out, "cache")
-        if rank == 0:                                # encode once (other ranks wait), then every rank maps them
-            cache_latents(files, image_size, lambda u: encode_latents(vae, to_model_range(u).to(device)),
-                          cache + "_latents.npy")
-            encode_captions(encode, captions, cache)
-        if world > 1:
-            torch.distributed.barrier()
-        latents, text = cache_latents(files, image_size, None, cache + "_latents.npy"), encode_captions(None, captions, cache)
+        encode_images = lambda u, g: encode_latents(vae, to_model_range(u).to(device), g, args.sample_batch_size)
+        latents = cache_latents(files, image_size, encode_images, cache + "_latents.npy", rank, world)  # once, shared
+        text = encode_captions(encode, captions, cache, rank=rank, world=world)
         images, n_data = None, len(files)
     else:
         images, _, captions = make_shapes(args.n_embedded, args.seed, image_size)
@@ -281,13 +298,11 @@ def main(args):
     # ---- training loop
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
     busy, peak = 0.0, None
+    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
     for step in bar:
         tic = time.time()
         idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
-        if latents is not None:
-            x0 = torch.from_numpy(np.asarray(latents[idx.numpy()])).float().to(device)
-        else:
-            x0 = encode_latents(vae, to_model_range(images[idx]).to(device))
+        x0 = batch_latents(args, idx, latents, images, vae, device)              # (B, C, S, S), flipped or not
         drop = torch.rand(len(idx)) < args.caption_dropout                      # -> the empty caption (last row)
         c = torch.where(drop, torch.full_like(idx, n_data), idx)                 # the same captions for both networks
         enc, pooled = rows_of(text[0], c, device), rows_of(text[1], c, device)
@@ -316,8 +331,7 @@ def main(args):
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         done, busy = step + 1, busy + time.time() - tic
-        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume test
-            os.kill(os.getpid(), signal.SIGKILL)
+        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = log_row(args, done, loss, diffusion, kd, fit, v_s, v_t, busy, peak)
@@ -327,12 +341,15 @@ def main(args):
         if rank == 0 and done % args.sample_every == 0:
             grid = sample(args, ema.student, vae, *grid_text, null, 0, device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps):
-            save_checkpoint(args.out, done, model, ema, optimizer, args)
-        if world > 1 and done % args.ckpt_every == 0:
-            torch.distributed.barrier()
+        stop = interrupted(interrupt, world, device)
+        if done % args.ckpt_every == 0 or done == args.steps or stop:
+            save_checkpoint(args.out, done, model, ema, optimizer, args)   # every rank: each one's RNG state
+        if stop:
+            bar.close()                              # its last redraw before our one line, not after
+            stop_interrupted(done)
 
     # ---- final save and evaluation
+    release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
@@ -342,9 +359,7 @@ def main(args):
             clip = (clip[0].to(device), clip[1]) if clip else None
             metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
-                settings = dict(sampler="FlowMatchEuler", sample_steps=args.sample_steps, guidance=args.guidance,
-                                shift=args.shift, n_samples=args.fid_samples, sample_seed=args.seed)
-                ref = cached_reference(args.teacher, settings,
+                ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
                                        lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples))
                 metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
         metrics["args"] = vars(args)
@@ -368,6 +383,9 @@ def parse_args(argv=None):
     parser.add_argument("--text-encoder", help="SD3 pipeline (hub id or directory) whose encoders fill the cache, "
                                                "or stand-in (offline)")
     parser.add_argument("--cache", help="prefix of the latent and prompt-embedding caches (default OUT/cache)")
+    parser.add_argument("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images")
+    parser.add_argument("--sample-batch-size", type=int, help="images per sampling call and per VAE call (memory); "
+                                                              "the samples do not depend on it")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="caption -> empty caption rate")
     parser.add_argument("--shift", type=float, default=3.0, help="the flow schedule's shift (SD3-medium's config: 3.0)")
     parser.add_argument("--sample-steps", type=int)
@@ -379,6 +397,11 @@ def parse_args(argv=None):
     apply_preset(args, PRESETS)
     if args.keep_blocks:
         args.student_depth = None
+    check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
+                       ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
+                       ("caption_dropout", lambda v: 0 <= v <= 1, "in [0, 1]"), ("shift", lambda v: v > 0, "> 0")])
+    if args.fid_samples and args.fid_stats and not os.path.isfile(args.fid_stats):
+        fail(f"--fid-stats {args.fid_stats} is not a file (an .npz with the reference mu and sigma)")
     return args
 
 

@@ -35,15 +35,15 @@ import json
 import math
 import os
 import shutil
-import signal
 import time
 
 import torch
 from tqdm import tqdm
 
 from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts,
-                    ema_update, fail, interrupted, kd_loss, load_checkpoint, log_row, random_flip, release_interrupts,
-                    save_checkpoint, save_grid, setup_device, start_run, stop_interrupted, write_json)
+                    check_flags, ema_update, fail, inject_faults, interrupted, kd_loss, load_checkpoint, log_row,
+                    random_flip, release_interrupts, save_checkpoint, save_grid, setup_device, start_run,
+                    stop_interrupted, write_json)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import (FIDUnavailable, cached_reference, ddim_sample, fid, load_classifier, reference_stats,
@@ -305,10 +305,7 @@ def main(args):
         optimizer.step()
         ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
         done, busy = step + 1, busy + time.time() - tic
-        if os.environ.get("LIFT_KILL_AT_STEP") == str(done):    # fault injection for the resume tests
-            os.kill(os.getpid(), signal.SIGKILL)
-        if os.environ.get("LIFT_INTERRUPT_AT_STEP") == str(done):
-            os.kill(os.getpid(), signal.SIGINT)
+        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
 
         if rank == 0 and (done % args.log_every == 0 or done == args.steps):
             row = log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy, peak)
@@ -321,10 +318,8 @@ def main(args):
             grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
         stop = interrupted(interrupt, world, device)
-        if rank == 0 and (done % args.ckpt_every == 0 or done == args.steps or stop):
-            save_checkpoint(args.out, done, model, ema, optimizer, args)
-        if world > 1 and (done % args.ckpt_every == 0 or stop):
-            torch.distributed.barrier()
+        if done % args.ckpt_every == 0 or done == args.steps or stop:
+            save_checkpoint(args.out, done, model, ema, optimizer, args)   # every rank: each one's RNG state
         if stop:
             bar.close()                              # its last redraw before our one line, not after
             stop_interrupted(done)
@@ -348,19 +343,11 @@ def main(args):
 
 
 def _check(args):
-    """Flags out of range: one line naming the flag and its range, exit 2."""
-    checks = [("prune_ratio", lambda v: 0 < v < 1, "in (0, 1)"), ("student_width", lambda v: v > 0, "> 0"),
-              ("batch_size", lambda v: v >= 1, ">= 1"), ("steps", lambda v: v >= 1, ">= 1"),
-              ("taylor_t_stride", lambda v: v >= 1, ">= 1"), ("taylor_batch", lambda v: v >= 1, ">= 1"),
-              ("ddim_steps", lambda v: v >= 1, ">= 1"), ("lr", lambda v: v > 0, "> 0"),
-              ("ema", lambda v: 0 <= v < 1, "in [0, 1)"), ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
-              ("eval_every", lambda v: v >= 0, ">= 0")]
-    for name, ok, rule in checks:
-        value = getattr(args, name, None)
-        if value is not None and not ok(value):
-            fail(f"--{name.replace('_', '-')} {value} must be {rule}")
-    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
-        fail(f"--out {args.out} is a file, not a run directory")
+    """Flags out of range, the shared ones and the U-Net's: one line naming the flag and its range, exit 2."""
+    check_flags(args, [("prune_ratio", lambda v: 0 < v < 1, "in (0, 1)"), ("student_width", lambda v: v > 0, "> 0"),
+                       ("taylor_t_stride", lambda v: v >= 1, ">= 1"), ("taylor_batch", lambda v: v >= 1, ">= 1"),
+                       ("ddim_steps", lambda v: v >= 1, ">= 1"), ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+                       ("eval_every", lambda v: v >= 0, ">= 0")])
 
 
 def parse_args(argv=None):

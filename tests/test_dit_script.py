@@ -164,11 +164,12 @@ def test_image_folder_latent_cache(tmp_path):
         for i in range(4):
             Image.new("RGB", (40, 36), (60 * k + 10 * i, 100, 200)).save(tmp_path / "data" / name / f"{i}.png")
     out = str(tmp_path / "run")
-    p = run("--data-dir", str(tmp_path / "data"), "--batch-size", "4", "--fid-samples", "0", "--out", out)
+    p = run("--data-dir", str(tmp_path / "data"), "--batch-size", "4", "--flip", "1", "--fid-samples", "0",
+            "--out", out)
     assert p.returncode == 0, p.stderr[-2000:]
     import numpy as np
     cache = np.load(os.path.join(out, "latents.npy"))
-    assert cache.shape == (8, 12, 16, 16) and cache.dtype == np.float16
+    assert cache.shape == (8, 2, 12, 16, 16) and cache.dtype == np.float16              # each image and its mirror
     assert float(cache[0].min()) >= -1 and float(cache[0].max()) <= 1   # the stand-in keeps pixels in [-1, 1]
 
 
@@ -182,3 +183,58 @@ def test_image_folder_latent_cache(tmp_path):
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
     assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_dit"), message)
+
+
+def test_paper_preset_samples_and_scores_as_dit_and_weighs_losses_as_the_authors():
+    """The paper preset: DiT's sample_ddp.py settings (250 DDPM steps spaced as DiT's respacing, guidance on the
+    first 3 latent channels, random labels, the TF Inception) and the authors' DiT loss (per-element means, squared
+    coarse term, 0.1 diffusion + 0.9 KD scaled by 10 with the clip scaled alike)."""
+    import train_dit_latent as td
+    args = td.parse_args(["--preset", "paper"])
+    assert (args.loss_scale, args.coarse, args.kd_weight, args.clip) == ("mean", "l2", 9.0, 10.0)
+    assert (args.sampler, args.sample_steps, args.guidance, args.guided_channels) == ("ddpm", 250, 1.5, 3)
+    assert (args.fid_labels, args.fid_mode, args.flip) == ("random", "legacy_tensorflow", 1)
+    scheduler = td.make_scheduler(args, learned_variance=True)
+    scheduler.set_timesteps(args.sample_steps)
+    stride = 999 / 249                               # DiT's space_timesteps(1000, "250"): round(i * stride), i < 250
+    assert scheduler.timesteps.tolist() == [round(i * stride) for i in range(250)][::-1]
+    assert int(scheduler.previous_timestep(999)) == 995           # each step goes to the next kept timestep
+    tiny = td.parse_args(["--preset", "tiny", "--spacing", "linspace"])
+    assert (tiny.loss_scale, tiny.coarse, tiny.guided_channels, tiny.spacing) == ("sum", "l1", 0, "linspace")
+
+
+def test_guidance_only_on_the_guided_channels():
+    """guided_sample with guided_channels=3: channels 0-2 get uncond + g (cond - uncond), channel 3 the conditional
+    prediction as it is (DiT's sampler guides eps[:, :3] only)."""
+    from metrics import guided_sample, sample_generators
+    seen = []
+
+    class Recorder:                                   # a one-step scheduler that keeps what it is given
+        timesteps = torch.tensor([7])
+
+        def set_timesteps(self, steps, device=None):
+            pass
+
+        def step(self, out, t, x, generator=None):
+            seen.append(out)
+            return type("Out", (), {"prev_sample": x})
+
+    cond, uncond = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    predict = lambda x, t: torch.cat([cond, uncond])
+    for channels, guided in ((3, 3), (None, 4)):
+        guided_sample(predict, Recorder(), sample_generators(0, 0, 2), (2, 4, 4, 4), 1, 2.5, channels)
+        out = seen.pop()
+        assert torch.allclose(out[:, :guided], uncond[:, :guided] + 2.5 * (cond[:, :guided] - uncond[:, :guided]))
+        assert torch.equal(out[:, guided:], cond[:, guided:])
+
+
+def test_squared_coarse_term_reaches_the_loss():
+    import argparse
+    from common import kd_loss
+    from place import place_loss
+    s, t = torch.randn(2, 4, 16, 16), torch.randn(2, 4, 16, 16)
+    for coarse in ("l1", "l2"):
+        args = argparse.Namespace(kd="place", group_size=16, loss_scale="mean", coarse=coarse)
+        kd, _ = kd_loss(args, s, t)
+        assert torch.equal(kd, place_loss(s, t, 16, reduction="mean", coarse=coarse).loss)
+    assert not torch.equal(kd, place_loss(s, t, 16, reduction="mean", coarse="l1").loss)

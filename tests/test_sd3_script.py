@@ -197,7 +197,7 @@ def test_transformer_only_teacher_dir_captioned_folder_and_sampling(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     import numpy as np
     assert np.load(os.path.join(out, "cache_tokens.npy")).shape == (5, 8, 32)       # 4 captions + the empty one
-    assert np.load(os.path.join(out, "cache_latents.npy")).shape == (4, 12, 16, 16)
+    assert np.load(os.path.join(out, "cache_latents.npy")).shape == (4, 2, 12, 16, 16)     # each image and its mirror
     student = SD3Transformer2DModel.from_pretrained(os.path.join(out, "student"))
     assert student.config.num_layers == 3
     p = run("--sample-from", os.path.join(out, "student"), "--vae", "pixel-unshuffle", "--sample-steps", "2",
