@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from models import DIT_XL2_CONFIG, block_alignment, depth_student, dit_params, evenly_spaced
 from train_dit_latent import DIT_SCHEDULE, drop_labels, no_internal_label_dropout, vlb_loss
-from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
+from helpers import (assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
+                     assert_resumed_equals_straight, rows, run_script)
 
 TINY_DIT = dict(num_attention_heads=2, attention_head_dim=8, in_channels=12, out_channels=24, num_layers=4,
                 sample_size=16, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero",
@@ -130,18 +131,14 @@ def test_ddp_on_cpu_two_processes(tmp_path):
     assert_ddp_smoke("train_dit_latent.py", str(tmp_path / "ddp"), 29518)
 
 
-def test_killed_and_resumed_equals_straight(tmp_path):
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    common = ["--kd", "place", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100", "--fid-samples", "0"]
-    assert run(*common, "--out", straight).returncode == 0
-    p = run(*common, "--out", killed, env={"LIFT_KILL_AT_STEP": "5"})
-    assert p.returncode != 0 and open(os.path.join(killed, "latest")).read() == "ckpt_00000004"
-    p = run(*common, "--out", killed, "--resume")
-    assert p.returncode == 0 and "resumed from step 4" in p.stdout
-    a = load_file(os.path.join(straight, "student", "diffusion_pytorch_model.safetensors"))
-    b = load_file(os.path.join(killed, "student", "diffusion_pytorch_model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(killed), rows(straight))]
+@pytest.mark.parametrize("fault", ["LIFT_KILL_AT_STEP", "LIFT_INTERRUPT_AT_STEP"])
+def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
+    assert_resumed_equals_straight("train_dit_latent.py", fault, str(tmp_path / "straight"), str(tmp_path / "broken"),
+                                   ["--kd", "place", "--sample-every", "100", "--fid-samples", "0"])
+
+
+def test_offline_fid_is_null_with_the_reason(tmp_path):
+    assert_offline_fid_is_null("train_dit_latent.py", tmp_path)
 
 
 def test_transformer_only_teacher_dir_and_sampling(tmp_path):
@@ -180,9 +177,18 @@ def test_image_folder_latent_cache(tmp_path):
     (["--vae", "someone/no-vae"], "HF_HUB_OFFLINE is set"),
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
     (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir is not a folder of images"),
+    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--steps", "-5"], "--steps -5 must be >= 1"),
+    (["--lr", "0"], "--lr 0.0 must be > 0"),
+    (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
+    (["--ckpt-every", "0"], "--ckpt-every 0 must be >= 1"),
+    (["--sample-batch-size", "0"], "--sample-batch-size 0 must be >= 1"),
+    (["--class-dropout", "1.5"], "--class-dropout 1.5 must be in [0, 1]"),
+    (["--fid-stats", "/no/such/stats.npz"], "--fid-stats /no/such/stats.npz is not a file"),
+    (["--out", __file__], "is a file, not a run directory"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_dit"), message)
+    assert_one_line_error(run("--out", "/tmp/lift_bad_input_dit", *args), message)    # a bad --out given wins
 
 
 def test_paper_preset_samples_and_scores_as_dit_and_weighs_losses_as_the_authors():

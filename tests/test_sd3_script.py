@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
 from train_sd3 import StandInTextEncoder, encode_captions
-from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
+from helpers import (assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
+                     assert_resumed_equals_straight, rows, run_script)
 
 TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
@@ -170,18 +171,14 @@ def test_ddp_on_cpu_two_processes(tmp_path):
     assert_ddp_smoke("train_sd3.py", str(tmp_path / "ddp"), 29519)
 
 
-def test_killed_and_resumed_equals_straight(tmp_path):
-    straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    common = ["--kd", "place", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100", "--fid-samples", "0"]
-    assert run(*common, "--out", straight).returncode == 0
-    p = run(*common, "--out", killed, env={"LIFT_KILL_AT_STEP": "5"})
-    assert p.returncode != 0 and open(os.path.join(killed, "latest")).read() == "ckpt_00000004"
-    p = run(*common, "--out", killed, "--resume")
-    assert p.returncode == 0 and "resumed from step 4" in p.stdout
-    a = load_file(os.path.join(straight, "student", "diffusion_pytorch_model.safetensors"))
-    b = load_file(os.path.join(killed, "student", "diffusion_pytorch_model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(killed), rows(straight))]
+@pytest.mark.parametrize("fault", ["LIFT_KILL_AT_STEP", "LIFT_INTERRUPT_AT_STEP"])
+def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
+    assert_resumed_equals_straight("train_sd3.py", fault, str(tmp_path / "straight"), str(tmp_path / "broken"),
+                                   ["--kd", "place", "--sample-every", "100", "--fid-samples", "0"])
+
+
+def test_offline_fid_is_null_with_the_reason(tmp_path):
+    assert_offline_fid_is_null("train_sd3.py", tmp_path)
 
 
 def test_transformer_only_teacher_dir_captioned_folder_and_sampling(tmp_path):
@@ -275,6 +272,16 @@ def test_missing_caption_is_one_line(tmp_path):
     (["--text-encoder", "someone/no-encoders"], "cannot load SD3's text encoders"),
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
     (["--clip-model", "/nonexistent/clip"], "cannot load a CLIP model from /nonexistent/clip"),
+    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--steps", "-5"], "--steps -5 must be >= 1"),
+    (["--lr", "0"], "--lr 0.0 must be > 0"),
+    (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
+    (["--ckpt-every", "0"], "--ckpt-every 0 must be >= 1"),
+    (["--sample-batch-size", "0"], "--sample-batch-size 0 must be >= 1"),
+    (["--caption-dropout", "-0.1"], "--caption-dropout -0.1 must be in [0, 1]"),
+    (["--shift", "0"], "--shift 0.0 must be > 0"),
+    (["--fid-stats", "/no/such/stats.npz"], "--fid-stats /no/such/stats.npz is not a file"),
+    (["--out", __file__], "is a file, not a run directory"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input_sd3"), message)
+    assert_one_line_error(run("--out", "/tmp/lift_bad_input_sd3", *args), message)    # a bad --out given wins

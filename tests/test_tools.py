@@ -188,6 +188,29 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, cap
     assert "no readable checkpoint" in capsys.readouterr().err
 
 
+def test_resume_takes_this_process_rng_or_reseeds_for_another_process_count(capsys):
+    """A single process resumes its own stream from rng_ranks, and rank 0's `rng` from a checkpoint older than
+    rng_ranks; a checkpoint of 2 processes gives it fresh streams seeded by (seed, rank, step), with one warning."""
+    torch.manual_seed(1)
+    mine = common.rng_state()
+    expected = torch.rand(3)
+    torch.manual_seed(2)
+    other = common.rng_state()
+    for state in (dict(step=4, rng=mine, rng_ranks=[mine], args={}), dict(step=4, rng=mine, args={})):
+        common.restore_rng(state)
+        assert torch.equal(torch.rand(3), expected)
+    assert capsys.readouterr().err == ""
+    two = dict(step=4, rng=mine, rng_ranks=[mine, other], args=dict(seed=0))
+    draws = []
+    for state in (two, two, dict(two, step=6)):
+        common.restore_rng(state)
+        draws.append(torch.rand(3))
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])      # a function of the step
+    assert not torch.equal(draws[0], expected)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and err[0].startswith("warning: the checkpoint of step 4 was written by 2 processes, not 1")
+
+
 def test_ema_warms_up_then_follows_decay():
     ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
     ema.weight.data.fill_(0.0)
@@ -245,7 +268,7 @@ def test_feature_term_weights_alone_and_beside_an_output_loss():
     eps_s, eps_t = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
     fs, ft = [torch.randn(2, 4, 8, 8)], [torch.randn(2, 4, 8, 8)]
     feat = ((fs[0] - ft[0]) ** 2).sum((1, 2, 3)).mean()              # FitNet: summed per sample, batch mean
-    args = lambda kd: type("A", (), dict(kd=kd, loss_scale="sum", group_size=16))()
+    args = lambda kd: type("A", (), dict(kd=kd, loss_scale="sum", group_size=16, coarse="l1"))()
     out = ((eps_s - eps_t) ** 2).sum((1, 2, 3)).mean()
     place = common.kd_loss(args("place"), eps_s, eps_t)[0]
     assert torch.allclose(common.kd_loss(args("featkd"), eps_s, eps_t, fs, ft, 1e-6)[0], feat)

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 import models
 from models import load_unet
 from test_tools import TINY, _cifar_tarball
-from helpers import assert_ddp_smoke, assert_one_line_error, rows, run_script
+from helpers import (assert_ddp_smoke, assert_one_line_error, assert_resumed_equals_straight, rows, run_script,
+                     torchrun)
 
 
 def run(*args, env=None):
@@ -44,29 +45,29 @@ def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
     paper's student and recipe: pruned (kept in OUT/pruned_init), flip, antithetic t, dropout, EMA without warm-up,
     place + FitNet."""
     straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
-    common = ["--kd", "place", "--prune-ratio", "0.5", "--place-fitnet", "1", "--flip", "1", "--antithetic", "1",
-              "--dropout", "0.1", "--ema-warmup", "0", "--steps", "6", "--ckpt-every", "2", "--sample-every", "100",
-              "--fid-samples", "0", "--eval-every", "2"]
-    assert run(*common, "--out", straight).returncode == 0
-    p = run(*common, "--out", broken, env={fault: "5"})
-    assert p.returncode != 0 and not os.path.exists(os.path.join(broken, "student"))
-    if fault == "LIFT_KILL_AT_STEP":
-        assert open(os.path.join(broken, "latest")).read() == "ckpt_00000004"
-    else:
-        assert p.returncode == 130 and open(os.path.join(broken, "latest")).read() == "ckpt_00000005"
-        assert "Traceback" not in p.stderr and p.stderr.strip().splitlines()[-1].startswith("interrupted after step 5")
-    p = run(*common, "--out", broken, "--resume")
-    assert p.returncode == 0 and f"resumed from step {4 if fault == 'LIFT_KILL_AT_STEP' else 5}" in p.stdout
-    a = load_file(os.path.join(straight, "student", "diffusion_pytorch_model.safetensors"))
-    b = load_file(os.path.join(broken, "student", "diffusion_pytorch_model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumed_equals_straight("train_unet_cifar.py", fault, straight, broken, [
+        "--kd", "place", "--prune-ratio", "0.5", "--place-fitnet", "1", "--flip", "1", "--antithetic", "1",
+        "--dropout", "0.1", "--ema-warmup", "0", "--sample-every", "100", "--fid-samples", "0", "--eval-every", "2"])
     for name in ("model.safetensors", "ema.safetensors"):
         a = load_file(os.path.join(straight, "ckpt_00000006", name))
         b = load_file(os.path.join(broken, "ckpt_00000006", name))
         assert all(torch.equal(a[k], b[k]) for k in a)
-    assert rows(straight) == [dict(r, steps_per_s=s["steps_per_s"]) for r, s in zip(rows(broken), rows(straight))]
     held = [open(os.path.join(d, "eval.csv")).read().splitlines() for d in (straight, broken)]
     assert held[0] == held[1] and [line.split(",")[0] for line in held[0][1:]] == ["0", "2", "4", "6"]
+
+
+def test_ddp_killed_and_resumed_equals_straight_each_rank_its_own_rng(tmp_path):
+    """Two CPU processes (torchrun, gloo), killed after step 5 and resumed from step 4, end as a straight run: each
+    rank resumes its own random stream (flips, timesteps, noise, dropout), which the checkpoint holds for both ranks,
+    not rank 0's everywhere."""
+    straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
+    assert_resumed_equals_straight("train_unet_cifar.py", "LIFT_KILL_AT_STEP", straight, broken, [
+        "--kd", "place", "--device", "cpu", "--threads", "1", "--sample-every", "100", "--fid-samples", "0"],
+        launcher=torchrun(29527))
+    state = torch.load(os.path.join(broken, "ckpt_00000006", "state.pt"), weights_only=False)
+    ranks = state["rng_ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])     # streams seeded seed + rank
+    assert torch.equal(state["rng"]["torch"], ranks[0]["torch"])                         # rank 0's, for old readers
 
 
 def test_heldout_set_is_fixed_unseen_and_zero_for_the_teacher():
@@ -158,6 +159,9 @@ def test_celeba_preset_end_to_end_offline(tmp_path):
     (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
     (["--group-size", "48"], "group_size=48 does not divide the 1024 spatial elements"),
     (["--batch-size", "100000"], "larger than the dataset"),
+    (["--steps", "-5"], "--steps -5 must be >= 1"),
+    (["--ckpt-every", "0"], "--ckpt-every 0 must be >= 1"),
+    (["--out", __file__], "is a file, not a run directory"),
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
-    assert_one_line_error(run(*args, "--out", "/tmp/lift_bad_input"), message)
+    assert_one_line_error(run("--out", "/tmp/lift_bad_input", *args), message)    # a bad --out given wins
