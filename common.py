@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import sys
@@ -369,6 +370,17 @@ def stop_interrupted(step):
     sys.exit(130)
 
 
+def checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer):
+    """The end of a step, on every rank: a checkpoint every --ckpt-every steps, at the last step and when Ctrl-C or
+    SIGTERM came (each rank saves its own random state); an interrupted run then stops with one line, exit 130."""
+    stop = interrupted(interrupt, world, device)
+    if done % args.ckpt_every == 0 or done == args.steps or stop:
+        save_checkpoint(args.out, done, model, ema, optimizer, args)
+    if stop:
+        bar.close()                                  # its last redraw before our one line, not after
+        stop_interrupted(done)
+
+
 # ---------------------------------------------------------------- grids and FID
 def save_grid(images, path, nrow=8):
     """Save model-range images (B, 3, H, W) in [-1, 1] as one PNG grid."""
@@ -398,3 +410,56 @@ def batch_latents(args, idx, latents, images, vae, device):
         return torch.from_numpy(np.asarray(latents[idx.numpy(), side.numpy()])).float().to(device)
     x = to_model_range(images[idx]).to(device)
     return encode_latents(vae, random_flip(x) if args.flip else x, batch_size=args.sample_batch_size)
+
+
+# ---------------------------------------------------------------- what a finished run leaves
+CURVES = [("losses (on the --loss-scale scale)", ["diffusion", "kd", "vlb"], "log"),
+          ("LIFT's fit of the teacher on the student", ["slope", "intercept", "w"], "linear"),
+          ("largest pre-clip gradient norm per row", ["grad_norm_max"], "log")]
+
+
+def plot_curves(out):
+    """OUT/curves.png from OUT/log.csv: the losses, LIFT's slope b1, intercept b0 and weight w, and the gradient norm
+    over the steps (columns a run did not log are left out)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(os.path.join(out, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    for ax, (title, columns, scale) in zip(axes, CURVES):
+        for column in columns:
+            points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column) not in (None, "")]
+            if points and not (scale == "log" and min(v for _, v in points) <= 0):
+                ax.plot(*zip(*points), lw=1, label=column)
+        ax.set(title=title, xlabel="step", yscale=scale if ax.lines else "linear")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
+    plt.close(fig)
+
+
+def write_model_card(out, metrics, teacher):
+    """OUT/student/README.md: what the student was distilled from, by which method, its size, its metrics with the
+    settings they were measured with, and the command that made it."""
+    skip = {"args", "method", "steps", "student_params", "teacher_params", "percent_of_teacher"}
+    lines = [f"# A {metrics['method']} student of {teacher}", "",
+             f"Distilled by `{os.path.basename(sys.argv[0])}` of the LIFT and PLACE reproduction (Han, Yeo, Yoo, CVPR 2026) with `--kd "
+             f"{metrics['method']}` for {metrics['steps']} steps: {metrics['student_params']:,} parameters, "
+             f"{metrics['percent_of_teacher']} % of the teacher's {metrics['teacher_params']:,}.", "",
+             "| metric or setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in metrics.items() if k not in skip]
+    lines += ["", "Made by:", "", "```bash", "python " + " ".join(shlex.quote(a) for a in sys.argv), "```", ""]
+    with open(os.path.join(out, "student", "README.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def report_run(args, metrics):
+    """What every finished run leaves beside OUT/student/: metrics.json (with every flag), curves.png and the
+    student's model card; the metrics are printed too."""
+    metrics["args"] = vars(args)
+    write_json(os.path.join(args.out, "metrics.json"), metrics)
+    plot_curves(args.out)
+    write_model_card(args.out, metrics, args.teacher)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))

@@ -29,7 +29,6 @@ Inception weights (offline) metrics.json gets fid null and the reason.
 """
 import argparse
 import copy
-import json
 import os
 import time
 import zlib
@@ -38,10 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
-                    ema_update, fail, fid_or_null, inject_faults, interrupted, kd_loss, load_checkpoint, log_row,
-                    release_interrupts, save_checkpoint, save_grid, setup_device, start_run, stop_interrupted,
-                    write_json)
+from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
+                    checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint,
+                    log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, sample_generators,
@@ -341,12 +339,7 @@ def main(args):
         if rank == 0 and done % args.sample_every == 0:
             grid = sample(args, ema.student, vae, *grid_text, null, 0, device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        stop = interrupted(interrupt, world, device)
-        if done % args.ckpt_every == 0 or done == args.steps or stop:
-            save_checkpoint(args.out, done, model, ema, optimizer, args)   # every rank: each one's RNG state
-        if stop:
-            bar.close()                              # its last redraw before our one line, not after
-            stop_interrupted(done)
+        checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer)
 
     # ---- final save and evaluation
     release_interrupts()
@@ -362,9 +355,7 @@ def main(args):
                 ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
                                        lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples))
                 metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
-        metrics["args"] = vars(args)
-        write_json(os.path.join(args.out, "metrics.json"), metrics)
-        print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))
+        report_run(args, metrics)
     if world > 1:
         torch.distributed.destroy_process_group()
 

@@ -31,7 +31,6 @@ fid null and the reason.
 """
 import argparse
 import copy
-import json
 import math
 import os
 import shutil
@@ -40,14 +39,12 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, CSVLog, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts,
-                    check_flags, ema_update, fail, inject_faults, interrupted, kd_loss, load_checkpoint, log_row,
-                    random_flip, release_interrupts, save_checkpoint, save_grid, setup_device, start_run,
-                    stop_interrupted, write_json)
+from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts, check_flags,
+                    checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint,
+                    log_row, random_flip, release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
-from metrics import (FIDUnavailable, cached_reference, ddim_sample, fid, load_classifier, reference_stats,
-                     shape_metrics)
+from metrics import cached_reference, ddim_sample, fid, load_classifier, reference_stats, shape_metrics
 from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, load_ddim_checkpoint, load_pretrained,
                     load_unet, percent, prune_unet, set_dropout, unet_feature_layers, width_student)
 from place import check_group_size
@@ -172,13 +169,12 @@ def evaluate(args, unet, schedule, images, device, n):
     def generate(b):                                 # clean-fid asks for batches; each batch has its own seed
         seed = args.seed * 1_000_003 + next(calls)
         return ddim_sample(unet, schedule, b, args.ddim_steps, args.eta, seed=seed, device=device).to(device)
-    try:
-        stats, reference = fid_reference(args, images, device)
-        value = fid(generate, n, mode=args.fid_mode, stats=stats, inception=args.fid_inception, device=str(device))
-        return dict(settings, fid=value, fid_mode=args.fid_mode, fid_reference=reference)
-    except FIDUnavailable as e:
-        print(f"warning: no FID: {e}")
-        return dict(settings, fid=None, fid_mode=args.fid_mode, fid_unavailable=str(e))
+    reference = {}
+
+    def compute():
+        stats, reference["fid_reference"] = fid_reference(args, images, device)
+        return fid(generate, n, mode=args.fid_mode, stats=stats, inception=args.fid_inception, device=str(device))
+    return dict(settings, **fid_or_null(compute, args.fid_mode), **reference)
 
 
 def teacher_reference(args, teacher, schedule, device):
@@ -317,12 +313,7 @@ def main(args):
         if rank == 0 and done % args.sample_every == 0:
             grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
             save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        stop = interrupted(interrupt, world, device)
-        if done % args.ckpt_every == 0 or done == args.steps or stop:
-            save_checkpoint(args.out, done, model, ema, optimizer, args)   # every rank: each one's RNG state
-        if stop:
-            bar.close()                              # its last redraw before our one line, not after
-            stop_interrupted(done)
+        checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer)
 
     # ---- final save and evaluation
     release_interrupts()
@@ -335,9 +326,7 @@ def main(args):
             metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples))
             if args.eval_teacher and teacher is not None and args.data_dir is None:
                 metrics["teacher_shape_fd"] = teacher_reference(args, teacher, schedule, device)
-        metrics["args"] = vars(args)
-        write_json(os.path.join(args.out, "metrics.json"), metrics)
-        print(json.dumps({k: v for k, v in metrics.items() if k != "args"}, indent=1))
+        report_run(args, metrics)
     if world > 1:
         torch.distributed.destroy_process_group()
 

@@ -125,6 +125,9 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
     assert 0 <= metrics["class_accuracy"] <= 1 and metrics["shape_fd"] > 0 and metrics["guidance"] == 1.5
     student = DiTTransformer2DModel.from_pretrained(os.path.join(out, "student"))
     assert student.config.num_layers == 2 and dit_params(student) == metrics["student_params"]
+    card = open(os.path.join(out, "student", "README.md")).read()
+    assert f"| class_accuracy | {metrics['class_accuracy']} |" in card and "train_dit_latent.py --preset smoke" in card
+    assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
 
 
 def test_ddp_on_cpu_two_processes(tmp_path):

@@ -36,6 +36,10 @@ def test_every_kd_method_end_to_end(kd, tmp_path):
     student = load_unet(os.path.join(out, "student"))
     assert sum(p.numel() for p in student.parameters()) == metrics["student_params"]
     assert os.path.exists(os.path.join(out, "samples_00000004.png"))
+    card = open(os.path.join(out, "student", "README.md")).read()            # the model card
+    assert f"`--kd {kd}` for 4 steps: {metrics['student_params']:,} parameters, 16.64 %" in card
+    assert f"| shape_fd | {metrics['shape_fd']} |" in card and "train_unet_cifar.py --preset smoke --kd" in card
+    assert os.path.getsize(os.path.join(out, "curves.png")) > 10_000
 
 
 @pytest.mark.parametrize("fault", ["LIFT_KILL_AT_STEP", "LIFT_INTERRUPT_AT_STEP"])
