@@ -129,6 +129,15 @@ def check_flags(args, ranges=()):
         fail(f"--out {args.out} is a file, not a run directory")
 
 
+def check_fid_stats(args):
+    """A latent script's FID needs --fid-stats (there are no standard statistics to fall back on): say so before
+    training, not after it."""
+    if args.fid_samples and args.fid_stats and not os.path.isfile(args.fid_stats):
+        fail(f"--fid-stats {args.fid_stats} is not a file (an .npz with the reference mu and sigma)")
+    if args.fid_samples and args.data_dir and not args.fid_stats:
+        fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
+
+
 def apply_preset(args, presets):
     """Fill every flag left at None from presets[args.preset], then from DEFAULTS: an explicit flag always wins."""
     for key, value in {**DEFAULTS, **presets[args.preset]}.items():

@@ -36,9 +36,9 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
-                    checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint,
-                    log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
+from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
+                    check_flags, checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
+                    load_checkpoint, log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import batch_indices, cache_latents, list_image_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, fid, guided_sample, load_classifier, sample_generators, shape_metrics, to_uint8
@@ -172,8 +172,6 @@ def evaluate(args, model, vae, classes, device, n):
     labels = (torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(args.seed))
               if args.fid_labels == "random" else torch.arange(n) % classes)
     if args.data_dir is not None or args.fid_stats:
-        if not args.fid_stats:
-            fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
         made = [0]                                   # images generated so far: image j has label labels[j]
 
         def generate(b):
@@ -318,7 +316,7 @@ def main(args):
         metrics = dict(method=args.kd, steps=args.steps, **sizes)
         if args.fid_samples:
             metrics.update(evaluate(args, ema.student, vae, classes, device, args.fid_samples))
-            if args.eval_teacher and teacher is not None and args.data_dir is None:
+            if args.eval_teacher and teacher is not None and args.data_dir is None and not args.fid_stats:
                 ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
                                        lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples))
                 metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
@@ -359,8 +357,7 @@ def parse_args(argv=None):
     check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
                        ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
                        ("class_dropout", lambda v: 0 <= v <= 1, "in [0, 1]")])
-    if args.fid_samples and args.fid_stats and not os.path.isfile(args.fid_stats):
-        fail(f"--fid-stats {args.fid_stats} is not a file (an .npz with the reference mu and sigma)")
+    check_fid_stats(args)
     return args
 
 

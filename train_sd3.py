@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_flags,
-                    checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint,
-                    log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
+from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
+                    check_flags, checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
+                    load_checkpoint, log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, sample_generators,
@@ -183,8 +183,6 @@ def evaluate(args, model, vae, encode, null, device, n, clip=None):
             metrics.update(clip_score=torch.cat(scores).mean().item(), clip_model=args.clip_model)
         return metrics
     if args.data_dir is not None or args.fid_stats:
-        if not args.fid_stats:
-            fail("FID needs reference statistics: pass --fid-stats (an .npz with mu and sigma), or --fid-samples 0")
         captions = list_captioned_folder(args.data_dir)[1] if args.data_dir else [""]
         made = [0]
 
@@ -351,7 +349,7 @@ def main(args):
             null = tuple(v.float() for v in encode([""]))
             clip = (clip[0].to(device), clip[1]) if clip else None
             metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip))
-            if args.eval_teacher and teacher is not None and args.data_dir is None:
+            if args.eval_teacher and teacher is not None and args.data_dir is None and not args.fid_stats:
                 ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
                                        lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples))
                 metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
@@ -391,8 +389,7 @@ def parse_args(argv=None):
     check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
                        ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
                        ("caption_dropout", lambda v: 0 <= v <= 1, "in [0, 1]"), ("shift", lambda v: v > 0, "> 0")])
-    if args.fid_samples and args.fid_stats and not os.path.isfile(args.fid_stats):
-        fail(f"--fid-stats {args.fid_stats} is not a file (an .npz with the reference mu and sigma)")
+    check_fid_stats(args)
     return args
 
 

@@ -179,7 +179,8 @@ def test_image_folder_latent_cache(tmp_path):
     (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
     (["--vae", "someone/no-vae"], "HF_HUB_OFFLINE is set"),
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
-    (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir is not a folder of images"),
+    (["--data-dir", "/no/such/dir", "--fid-samples", "0"], "--data-dir /no/such/dir is not a folder of images"),
+    (["--data-dir", "/no/such/dir"], "FID needs reference statistics: pass --fid-stats"),          # before training
     (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
     (["--steps", "-5"], "--steps -5 must be >= 1"),
     (["--lr", "0"], "--lr 0.0 must be > 0"),

@@ -261,11 +261,12 @@ def test_missing_caption_is_one_line(tmp_path):
     from PIL import Image
     os.makedirs(tmp_path / "data")
     Image.new("RGB", (32, 32)).save(tmp_path / "data" / "0.png")
-    p = run("--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"))
+    p = run("--data-dir", str(tmp_path / "data"), "--fid-samples", "0", "--out", str(tmp_path / "run"))
     assert p.returncode != 0 and p.stderr.strip().splitlines()[-1].startswith("error: no caption for ")
 
 
 @pytest.mark.parametrize("args, message", [
+    (["--data-dir", "/tmp"], "FID needs reference statistics: pass --fid-stats"),                 # before training
     (["--keep-blocks", "2,2"], "needs distinct increasing"),
     (["--student-depth", "7"], "--student-depth 7 must be between 1 and the teacher's 6 blocks"),
     (["--teacher", "someone/not-cached"], "HF_HUB_OFFLINE is set"),
