@@ -60,6 +60,8 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--fid-stats", help=".npz with the reference mu, sigma")
     add("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
     add("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
+    add("--compile", type=int, choices=[0, 1], default=0, help="torch.compile the trained student (and adapters) in "
+        "place: the same computation up to float rounding and the same random stream; faster steps on a GPU")
 
 
 def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=(), feat_weight=1.0):
@@ -388,6 +390,16 @@ def checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, op
     if stop:
         bar.close()                                  # its last redraw before our one line, not after
         stop_interrupted(done)
+
+
+def compile_in_place(model):
+    """--compile: torch.compile the module's forward in place (its state dict keys unchanged), with dropout and every
+    other random op drawing from torch's own generator as in eager mode, so a compiled run follows the same random
+    stream (and resumes the same way) as an eager one."""
+    import torch._inductor.config
+    torch._inductor.config.fallback_random = True
+    model.compile()
+    return model
 
 
 # ---------------------------------------------------------------- grids and FID

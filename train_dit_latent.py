@@ -37,8 +37,9 @@ import torch
 from tqdm import tqdm
 
 from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
-                    check_flags, checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
-                    load_checkpoint, log_row, release_interrupts, report_run, save_grid, setup_device, start_run)
+                    check_flags, checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null,
+                    inject_faults, kd_loss, load_checkpoint, log_row, release_interrupts, report_run, save_grid,
+                    setup_device, start_run)
 from data import batch_indices, cache_latents, list_image_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, fid, guided_sample, load_classifier, sample_generators, shape_metrics, to_uint8
@@ -227,6 +228,8 @@ def main(args):
     model = Distillee(student, list(student.transformer_blocks) if feature_kd else (),
                       teacher_hooks.pop() if feature_kd else None, example).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    if args.compile:                                 # after the EMA copy, which stays eager
+        compile_in_place(model)
     sizes = dict(student_params=dit_params(student), teacher_params=teacher_params, kept_blocks=keep,
                  percent_of_teacher=percent(dit_params(student), teacher_params))
     if rank == 0:

@@ -40,8 +40,9 @@ import torch
 from tqdm import tqdm
 
 from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts, check_flags,
-                    checkpoint_or_stop, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint,
-                    log_row, random_flip, release_interrupts, report_run, save_grid, setup_device, start_run)
+                    checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
+                    load_checkpoint, log_row, random_flip, release_interrupts, report_run, save_grid, setup_device,
+                    start_run)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, ddim_sample, fid, load_classifier, reference_stats, shape_metrics
@@ -222,6 +223,8 @@ def main(args):
     model = Distillee(student, unet_feature_layers(student) if feature_kd else (),
                       teacher_hooks.pop() if feature_kd else None, example, fitnet=True).to(device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
+    if args.compile:                                 # after the EMA copy, which stays eager
+        compile_in_place(model)
     teacher_params = count_params(teacher) if teacher is not None else count_params(UNet2DModel.from_config(teacher_config))
     sizes = dict(student_params=count_params(student), teacher_params=teacher_params,
                  student_macs=count_macs(student, *example[0]),
