@@ -1,5 +1,6 @@
 """What every training script shares: flags, the KD objective switch, devices and DDP, presets, the run log, EMA,
 atomic checkpoints, grids."""
+import contextlib
 import csv
 import glob
 import json
@@ -60,6 +61,9 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--fid-stats", help=".npz with the reference mu, sigma")
     add("--fid-inception", help="local Inception weights file, copied to where clean-fid looks")
     add("--eval-teacher", type=int, choices=[0, 1], help="also score the teacher's samples (offline)")
+    add("--grad-accum", type=int, default=1, help="split each step's batch into N parts, one backward each: the same "
+        "update as one batch (LIFT's w and PLACE's groups per part, as per process under torchrun), less memory; "
+        "the log shows the last part's losses")
     add("--compile", type=int, choices=[0, 1], default=0, help="torch.compile the trained student (and adapters) in "
         "place: the same computation up to float rounding and the same random stream; faster steps on a GPU")
 
@@ -117,7 +121,8 @@ SHARED_RANGES = [("steps", lambda v: v >= 1, ">= 1"), ("batch_size", lambda v: v
                  ("clip", lambda v: v > 0, "> 0"), ("seed", lambda v: v >= 0, ">= 0"),
                  ("threads", lambda v: v >= 0, ">= 0"), ("n_embedded", lambda v: v >= 0, ">= 0"),
                  ("log_every", lambda v: v >= 1, ">= 1"), ("sample_every", lambda v: v >= 1, ">= 1"),
-                 ("ckpt_every", lambda v: v >= 1, ">= 1"), ("fid_samples", lambda v: v >= 0, ">= 0")]
+                 ("ckpt_every", lambda v: v >= 1, ">= 1"), ("fid_samples", lambda v: v >= 0, ">= 0"),
+                 ("grad_accum", lambda v: v >= 1, ">= 1")]
 
 
 def check_flags(args, ranges=()):
@@ -175,8 +180,9 @@ def start_run(args):
     if rank == 0:
         print(json.dumps(vars(args), indent=1))
         write_json(os.path.join(args.out, "args.json"), vars(args))
-    if args.batch_size % world:
-        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes")
+    if args.batch_size % (world * args.grad_accum):
+        fail(f"--batch-size {args.batch_size} is not divisible by the {world} processes x --grad-accum "
+             f"{args.grad_accum}")
     return rank, world, device
 
 
@@ -390,6 +396,17 @@ def checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, op
     if stop:
         bar.close()                                  # its last redraw before our one line, not after
         stop_interrupted(done)
+
+
+def micro_batches(model, n, *tensors):
+    """--grad-accum: the tensors' n equal parts along the batch, one at a time; the caller backpropagates each part's
+    loss / n, which sums to the gradient of the whole batch's mean loss. Under DDP the gradients are averaged over
+    the processes once, after the last part (no_sync before it)."""
+    parts = [x.chunk(n) for x in tensors]
+    for i in range(n):
+        last = i == n - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if last else model.no_sync():
+            yield tuple(p[i] for p in parts)
 
 
 def compile_in_place(model):

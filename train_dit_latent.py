@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
                     check_flags, checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null,
-                    inject_faults, kd_loss, load_checkpoint, log_row, release_interrupts, report_run, save_grid,
+                    inject_faults, kd_loss, load_checkpoint, log_row, micro_batches, release_interrupts, report_run, save_grid,
                     setup_device, start_run)
 from data import batch_indices, cache_latents, list_image_folder, make_shapes, to_model_range
 from lift import outkd_loss
@@ -278,23 +278,24 @@ def main(args):
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                                  # q(x_t | x_0)
-        with autocast:
-            out_s, feats_s = train_model(xt, timestep=t, class_labels=y)
-            eps_s = out_s[:, :C]                                                      # (B, C, S, S); rest: v
-            eps_t, feats_t = None, []
-            if teacher is not None and args.kd != "none":
-                with torch.no_grad():
-                    eps_t = teacher(xt, timestep=t, class_labels=y).sample[:, :C]
-                    feats_t = teacher_hooks.pop() if feature_kd else []
-        diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss       # L_simple on the KD scale
-        vlb = vlb_loss(out_s[:, C:], eps_s, x0, xt, t, scheduler).mean() if learned else diffusion.new_zeros(())
-        vlb = vlb * (D if args.loss_scale == "sum" else 1)                            # DiT's L_simple : L_vlb ratio
-        kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
-        loss = diffusion + vlb + args.kd_weight * kd
-        if not torch.isfinite(loss):
-            fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for x0, xt, t, y, noise in micro_batches(train_model, args.grad_accum, x0, xt, t, y, noise):   # --grad-accum parts
+            with autocast:
+                out_s, feats_s = train_model(xt, timestep=t, class_labels=y)
+                eps_s = out_s[:, :C]                                                      # (B, C, S, S); rest: v
+                eps_t, feats_t = None, []
+                if teacher is not None and args.kd != "none":
+                    with torch.no_grad():
+                        eps_t = teacher(xt, timestep=t, class_labels=y).sample[:, :C]
+                        feats_t = teacher_hooks.pop() if feature_kd else []
+            diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss       # L_simple on the KD scale
+            vlb = vlb_loss(out_s[:, C:], eps_s, x0, xt, t, scheduler).mean() if learned else diffusion.new_zeros(())
+            vlb = vlb * (D if args.loss_scale == "sum" else 1)                            # DiT's L_simple : L_vlb ratio
+            kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
+            loss = diffusion + vlb + args.kd_weight * kd
+            if not torch.isfinite(loss):
+                fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
+            (loss / args.grad_accum).backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
         peak = norm if peak is None else torch.maximum(peak, norm)
         optimizer.step()

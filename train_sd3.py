@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
                     check_flags, checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null,
-                    inject_faults, kd_loss, load_checkpoint, log_row, release_interrupts, report_run, save_grid,
+                    inject_faults, kd_loss, load_checkpoint, log_row, micro_batches, release_interrupts, report_run, save_grid,
                     setup_device, start_run)
 from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
@@ -311,20 +311,21 @@ def main(args):
         t, sigma = flow.timesteps[i].to(device), flow.sigmas[i].to(device).view(-1, 1, 1, 1)   # shifted table
         xt = (1 - sigma) * x0 + sigma * noise                                    # rectified flow, SD3 Eq. 3
         target = noise - x0                                                      # the velocity
-        with autocast:
-            v_s, feats_s = train_model(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t)
-            v_t, feats_t = None, []
-            if teacher is not None and args.kd != "none":
-                with torch.no_grad():
-                    v_t = teacher(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t).sample
-                    feats_t = teacher_hooks.pop() if feature_kd else []
-        diffusion = outkd_loss(v_s, target, reduction=args.loss_scale).loss     # flow-matching MSE on the KD scale
-        kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t) if v_t is not None else (diffusion.new_zeros(()), None)
-        loss = diffusion + args.kd_weight * kd
-        if not torch.isfinite(loss):
-            fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for xt, t, enc, pooled, target in micro_batches(train_model, args.grad_accum, xt, t, enc, pooled, target):   # --grad-accum parts
+            with autocast:
+                v_s, feats_s = train_model(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t)
+                v_t, feats_t = None, []
+                if teacher is not None and args.kd != "none":
+                    with torch.no_grad():
+                        v_t = teacher(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t).sample
+                        feats_t = teacher_hooks.pop() if feature_kd else []
+            diffusion = outkd_loss(v_s, target, reduction=args.loss_scale).loss     # flow-matching MSE on the KD scale
+            kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t) if v_t is not None else (diffusion.new_zeros(()), None)
+            loss = diffusion + args.kd_weight * kd
+            if not torch.isfinite(loss):
+                fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
+            (loss / args.grad_accum).backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
         peak = norm if peak is None else torch.maximum(peak, norm)
         optimizer.step()

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts, check_flags,
                     checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
-                    load_checkpoint, log_row, random_flip, release_interrupts, report_run, save_grid, setup_device,
+                    load_checkpoint, log_row, micro_batches, random_flip, release_interrupts, report_run, save_grid, setup_device,
                     start_run)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
@@ -284,21 +284,22 @@ def main(args):
             t = torch.randint(0, T, (len(x0),), device=device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                          # q(x_t | x_0), DDPM Eq. 4
-        with autocast:
-            eps_s, feats_s = train_model(xt, t)
-            eps_t, feats_t = None, []
-            if teacher is not None and args.kd != "none":
-                with torch.no_grad(), teacher_autocast:
-                    eps_t = teacher(xt, t).sample
-                    feats_t = teacher_hooks.pop() if feature_kd else []
-        diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
-        kd, fit = (kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT) if eps_t is not None
-                   else (diffusion.new_zeros(()), None))
-        loss = diffusion + args.kd_weight * kd
-        if not torch.isfinite(loss):
-            fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for xt, t, noise in micro_batches(train_model, args.grad_accum, xt, t, noise):   # --grad-accum parts
+            with autocast:
+                eps_s, feats_s = train_model(xt, t)
+                eps_t, feats_t = None, []
+                if teacher is not None and args.kd != "none":
+                    with torch.no_grad(), teacher_autocast:
+                        eps_t = teacher(xt, t).sample
+                        feats_t = teacher_hooks.pop() if feature_kd else []
+            diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
+            kd, fit = (kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT) if eps_t is not None
+                       else (diffusion.new_zeros(()), None))
+            loss = diffusion + args.kd_weight * kd
+            if not torch.isfinite(loss):
+                fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
+            (loss / args.grad_accum).backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
         peak = norm if peak is None else torch.maximum(peak, norm)
         optimizer.step()

@@ -375,3 +375,16 @@ def test_compiled_student_matches_eager():
     eager_grad, compiled_grad = (torch.cat([g.flatten() for g in grads]) for _, grads in outs)
     assert (eager_grad - compiled_grad).norm() <= 1e-5 * eager_grad.norm()   # (key biases' are 0 up to float noise)
     assert list(compiled.state_dict()) == list(eager.state_dict())
+
+
+def test_micro_batches_accumulate_the_whole_batch_gradient():
+    """Backpropagating each of n parts' mean loss / n gives the gradient of the whole batch's mean loss."""
+    torch.manual_seed(0)
+    net, x, y = torch.nn.Linear(5, 3), torch.randn(12, 5), torch.randn(12, 3)
+    torch.nn.functional.mse_loss(net(x), y).backward()
+    whole = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    for xi, yi in common.micro_batches(net, 4, x, y):
+        assert len(xi) == 3
+        (torch.nn.functional.mse_loss(net(xi), yi) / 4).backward()
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(whole, net.parameters()))

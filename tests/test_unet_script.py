@@ -169,3 +169,19 @@ def test_celeba_preset_end_to_end_offline(tmp_path):
 ])
 def test_bad_input_one_line_and_nonzero(args, message):
     assert_one_line_error(run("--out", "/tmp/lift_bad_input", *args), message)    # a bad --out given wins
+
+
+def test_grad_accum_is_the_same_gradient_as_one_batch(tmp_path):
+    """--grad-accum 2 (two parts of 4, one backward each) against one batch of 8: the first step's pre-clip gradient
+    norm agrees to float error (OutKD, no dropout: nothing but the split differs), and a batch that does not split
+    into the parts is one line."""
+    norms = []
+    for accum in ("1", "2"):
+        out = str(tmp_path / accum)
+        p = run("--kd", "outkd", "--dropout", "0", "--grad-accum", accum, "--steps", "2", "--fid-samples", "0",
+                "--out", out)
+        assert p.returncode == 0, p.stderr[-2000:]
+        norms.append(float(rows(out)[0]["grad_norm_max"]))
+    assert abs(norms[0] - norms[1]) <= 1e-4 * norms[0]
+    assert_one_line_error(run("--grad-accum", "3", "--out", str(tmp_path / "bad")),
+                          "--batch-size 8 is not divisible by the 1 processes x --grad-accum 3")
