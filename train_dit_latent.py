@@ -279,7 +279,7 @@ def main(args):
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                                  # q(x_t | x_0)
         optimizer.zero_grad(set_to_none=True)
-        for x0, xt, t, y, noise in micro_batches(train_model, args.grad_accum, x0, xt, t, y, noise):   # --grad-accum parts
+        for x0, xt, t, y, noise in micro_batches(train_model, args.grad_accum, x0, xt, t, y, noise):
             with autocast:
                 out_s, feats_s = train_model(xt, timestep=t, class_labels=y)
                 eps_s = out_s[:, :C]                                                      # (B, C, S, S); rest: v

@@ -312,7 +312,7 @@ def main(args):
         xt = (1 - sigma) * x0 + sigma * noise                                    # rectified flow, SD3 Eq. 3
         target = noise - x0                                                      # the velocity
         optimizer.zero_grad(set_to_none=True)
-        for xt, t, enc, pooled, target in micro_batches(train_model, args.grad_accum, xt, t, enc, pooled, target):   # --grad-accum parts
+        for xt, t, enc, pooled, target in micro_batches(train_model, args.grad_accum, xt, t, enc, pooled, target):
             with autocast:
                 v_s, feats_s = train_model(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t)
                 v_t, feats_t = None, []
