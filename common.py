@@ -398,6 +398,19 @@ def checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, op
         stop_interrupted(done)
 
 
+def backward(loss, args, step):
+    """Backpropagate one part's loss / --grad-accum; a loss that is not finite stops the run with one line."""
+    if not torch.isfinite(loss):
+        fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
+    (loss / args.grad_accum).backward()
+
+
+def clip_gradients(model, args, peak):
+    """Clip the gradient norm to --clip; returns the largest pre-clip norm so far (peak: None after a log row)."""
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    return norm if peak is None else torch.maximum(peak, norm)
+
+
 def micro_batches(model, n, *tensors):
     """--grad-accum: the tensors' n equal parts along the batch, one at a time; the caller backpropagates each part's
     loss / n, which sums to the gradient of the whole batch's mean loss. Under DDP the gradients are averaged over

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, apply_preset, batch_latents, catch_interrupts, check_fid_stats,
-                    check_flags, checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null,
-                    inject_faults, kd_loss, load_checkpoint, log_row, micro_batches, release_interrupts, report_run, save_grid,
-                    setup_device, start_run)
+from common import (LOG_COLUMNS, add_training_args, apply_preset, backward, batch_latents, catch_interrupts,
+                    check_fid_stats, check_flags, checkpoint_or_stop, clip_gradients, compile_in_place, CSVLog,
+                    ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint, log_row, micro_batches,
+                    release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, sample_generators,
@@ -323,11 +323,8 @@ def main(args):
             diffusion = outkd_loss(v_s, target, reduction=args.loss_scale).loss     # flow-matching MSE on the KD scale
             kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t) if v_t is not None else (diffusion.new_zeros(()), None)
             loss = diffusion + args.kd_weight * kd
-            if not torch.isfinite(loss):
-                fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
-            (loss / args.grad_accum).backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
-        peak = norm if peak is None else torch.maximum(peak, norm)
+            backward(loss, args, step)
+        peak = clip_gradients(model, args, peak)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         done, busy = step + 1, busy + time.time() - tic

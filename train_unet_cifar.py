@@ -39,10 +39,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, catch_interrupts, check_flags,
-                    checkpoint_or_stop, compile_in_place, CSVLog, ema_update, fail, fid_or_null, inject_faults, kd_loss,
-                    load_checkpoint, log_row, micro_batches, random_flip, release_interrupts, report_run, save_grid, setup_device,
-                    start_run)
+from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, backward, catch_interrupts,
+                    check_flags, checkpoint_or_stop, clip_gradients, compile_in_place, CSVLog, ema_update, fail,
+                    fid_or_null, inject_faults, kd_loss, load_checkpoint, log_row, micro_batches, random_flip,
+                    release_interrupts, report_run, save_grid, setup_device, start_run)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
 from metrics import cached_reference, ddim_sample, fid, load_classifier, reference_stats, shape_metrics
@@ -297,11 +297,8 @@ def main(args):
             kd, fit = (kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT) if eps_t is not None
                        else (diffusion.new_zeros(()), None))
             loss = diffusion + args.kd_weight * kd
-            if not torch.isfinite(loss):
-                fail(f"loss is {loss.item()} at step {step}: training diverged (try a lower --lr or --kd-weight)")
-            (loss / args.grad_accum).backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)   # pre-clip
-        peak = norm if peak is None else torch.maximum(peak, norm)
+            backward(loss, args, step)
+        peak = clip_gradients(model, args, peak)
         optimizer.step()
         ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
         done, busy = step + 1, busy + time.time() - tic

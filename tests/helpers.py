@@ -83,3 +83,16 @@ def assert_offline_fid_is_null(script, tmp_path):
     assert metrics["fid"] is None and "Inception" in metrics["fid_unavailable"] and metrics["student_params"] > 0
     warnings = [line for line in p.stdout.splitlines() if "no FID" in line]
     assert warnings == [f"warning: no FID: {metrics['fid_unavailable']}"]
+
+
+# Flags out of range that both latent scripts reject at parse time, with the one line each gives
+LATENT_BAD_FLAGS = [
+    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--steps", "-5"], "--steps -5 must be >= 1"),
+    (["--lr", "0"], "--lr 0.0 must be > 0"),
+    (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
+    (["--ckpt-every", "0"], "--ckpt-every 0 must be >= 1"),
+    (["--sample-batch-size", "0"], "--sample-batch-size 0 must be >= 1"),
+    (["--fid-stats", "/no/such/stats.npz"], "--fid-stats /no/such/stats.npz is not a file"),
+    (["--out", __file__], "is a file, not a run directory"),
+]

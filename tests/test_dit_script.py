@@ -6,11 +6,10 @@ import os
 import pytest
 import torch
 from diffusers import DDPMScheduler, DiTTransformer2DModel
-from safetensors.torch import load_file
 
 from models import DIT_XL2_CONFIG, block_alignment, depth_student, dit_params, evenly_spaced
 from train_dit_latent import DIT_SCHEDULE, drop_labels, no_internal_label_dropout, vlb_loss
-from helpers import (assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
+from helpers import (LATENT_BAD_FLAGS, assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
                      assert_resumed_equals_straight, rows, run_script)
 
 TINY_DIT = dict(num_attention_heads=2, attention_head_dim=8, in_channels=12, out_channels=24, num_layers=4,
@@ -181,16 +180,8 @@ def test_image_folder_latent_cache(tmp_path):
     (["--group-size", "48"], "does not divide the 256 spatial elements"),
     (["--data-dir", "/no/such/dir", "--fid-samples", "0"], "--data-dir /no/such/dir is not a folder of images"),
     (["--data-dir", "/no/such/dir"], "FID needs reference statistics: pass --fid-stats"),          # before training
-    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
-    (["--steps", "-5"], "--steps -5 must be >= 1"),
-    (["--lr", "0"], "--lr 0.0 must be > 0"),
-    (["--ema", "1"], "--ema 1.0 must be in [0, 1)"),
-    (["--ckpt-every", "0"], "--ckpt-every 0 must be >= 1"),
-    (["--sample-batch-size", "0"], "--sample-batch-size 0 must be >= 1"),
     (["--class-dropout", "1.5"], "--class-dropout 1.5 must be in [0, 1]"),
-    (["--fid-stats", "/no/such/stats.npz"], "--fid-stats /no/such/stats.npz is not a file"),
-    (["--out", __file__], "is a file, not a run directory"),
-])
+] + LATENT_BAD_FLAGS)
 def test_bad_input_one_line_and_nonzero(args, message):
     assert_one_line_error(run("--out", "/tmp/lift_bad_input_dit", *args), message)    # a bad --out given wins
 

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from common import batch_latents
-from data import DataError, build_cache, cache_latents, to_model_range
+from data import DataError, cache_latents, to_model_range
 from models import PixelUnshuffleLatents, decode_latents, encode_latents, load_vae
 from train_sd3 import StandInTextEncoder, encode_captions
 from helpers import assert_one_line_error, rows, run_script
