@@ -20,12 +20,10 @@ noise - x_0 (MSE, uniform weighting), sigma drawn logit-normal (mean 0, std 1) a
 (3.0 for SD3-medium) through the scheduler's own table. The KD methods compare student and teacher velocities. A
 caption is replaced by the empty caption 10 % of the time (for guidance); the teacher gets the same captions.
 
-Data: --data-dir images (each with its mirror image, for --flip) and captions are encoded once into caches that the
-torchrun ranks fill together and an interrupted run resumes. Sampling runs --sample-batch-size images per call (bf16
-on GPU), each from its own seeded noise, so the samples do not depend on that size.
-
-Faults: Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits 130 (--resume goes on); without
-Inception weights (offline) metrics.json gets fid null and the reason.
+A captioned --data-dir becomes two caches, built once by all torchrun ranks and resumable: the VAE latents of every
+image and of its mirror image (for --flip), and the three text encoders' prompt embeddings (the encoders are then
+freed). --sample-batch-size bounds every VAE and sampling call (8 at 1024^2 on an 80 GB GPU); each sample has its own
+seeded noise. Ctrl-C checkpoints and exits 130; offline, metrics.json gets fid null and the reason.
 """
 import argparse
 import copy
