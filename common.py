@@ -472,12 +472,11 @@ CURVES = [("losses (on the --loss-scale scale)", ["diffusion", "kd", "vlb"], "lo
 def plot_curves(out):
     """OUT/curves.png from OUT/log.csv: the losses, LIFT's slope b1, intercept b0 and weight w, and the gradient norm
     over the steps (columns a run did not log are left out)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure              # no pyplot: a notebook's backend is left as it is
     with open(os.path.join(out, "log.csv")) as f:
         rows = list(csv.DictReader(f))
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    fig = Figure(figsize=(5 * len(CURVES), 3.6))
+    axes = fig.subplots(1, len(CURVES))
     for ax, (title, columns, scale) in zip(axes, CURVES):
         for column in columns:
             points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column) not in (None, "")]
@@ -488,7 +487,6 @@ def plot_curves(out):
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=90)
-    plt.close(fig)
 
 
 def write_model_card(out, metrics, teacher):
