@@ -8,16 +8,20 @@ Train the classifier (a few minutes on 2 CPU cores):
 """
 import argparse
 import functools
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
 from data import make_shapes, to_model_range
 
@@ -28,18 +32,20 @@ REFERENCE_SEED = 10_000            # the shape-FD reference images come from a s
 
 # ---------------------------------------------------------------- sampling
 @torch.no_grad()
-def ddim_sample(unet, scheduler_config, n, steps=100, eta=0.0, seed=0, batch_size=256, device="cpu"):
-    """n images (uint8, (n, 3, H, W)) by diffusers' DDIM pipeline, "leading" timestep spacing, fixed seed."""
+def ddim_sample(unet, scheduler_config, n, steps=100, eta=0.0, seed=0, batch_size=256, device="cpu", first=0):
+    """Images first .. first + n - 1 (uint8, (n, 3, H, W)) of a sampling run seeded `seed`, by diffusers' DDIM
+    pipeline with "leading" timestep spacing. Image j draws its noise from its own generator, seeded by the j-th
+    draw of a generator seeded `seed`, so it is the same in any batch and any share of the run."""
     from diffusers import DDIMPipeline, DDIMScheduler
     pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler.from_config(scheduler_config))
     pipe.set_progress_bar_config(disable=True)
     g = torch.Generator(device="cpu").manual_seed(seed)
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for _ in range(first + n)][first:]
     out = []
     was_training = unet.training
     unet.eval()
     for i in range(0, n, batch_size):
-        noise_gen = [torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
-                     for _ in range(min(batch_size, n - i))]                   # one generator per image
+        noise_gen = [torch.Generator().manual_seed(s) for s in seeds[i:i + batch_size]]       # one per image
         images = pipe(batch_size=len(noise_gen), generator=noise_gen, eta=eta, num_inference_steps=steps,
                       output_type="np").images                                  # (b, H, W, 3) in [0, 1]
         out.append(torch.from_numpy(np.round(images * 255)).to(torch.uint8).permute(0, 3, 1, 2))
@@ -55,8 +61,6 @@ def sample_generators(seed, first, n):
 
 
 @torch.no_grad()
-
-
 def guided_sample(predict, scheduler, generators, shape, steps, guidance, guided_channels=None, device="cpu"):
     """Latents (shape) from noise by a diffusers scheduler with classifier-free guidance; one generator per sample
     (shape[0] of them, see sample_generators) for its initial noise and every stochastic step, so a sample is the
@@ -83,6 +87,65 @@ def guided_sample(predict, scheduler, generators, shape, steps, guidance, guided
 def to_uint8(images):
     """Model-range images in [-1, 1] -> uint8 [0, 255] on the CPU."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+# ---------------------------------------------------------------- samples on disk, shared by torchrun ranks
+def weights_digest(model):
+    """SHA-256 of a model's weights (names, dtypes, values): which model a folder of samples came from."""
+    h = hashlib.sha256()
+    for name, v in model.state_dict().items():
+        h.update(f"{name} {v.dtype} {tuple(v.shape)}".encode())
+        h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def sample_paths(folder, n):
+    """The files of samples 0 .. n - 1 in a samples folder: folder/000000.png, ..."""
+    return [os.path.join(folder, f"{j:06d}.png") for j in range(n)]
+
+
+def write_samples(generate, n, folder, key, rank=0, world=1, batch_size=256, desc="FID samples"):
+    """Make samples 0 .. n - 1 as PNG files in `folder`, every torchrun rank its own contiguous share.
+
+    generate(first, b) -> uint8 (b, 3, H, W) must give sample j the same image whichever call makes it (one
+    generator per sample), so the folder is the same for any number of processes. `key` (sampler settings and the
+    model's weights_digest) is kept in folder/settings.json: a folder made with another key is emptied first, one
+    with the same key keeps its files (an interrupted evaluation goes on where it stopped). Past one barrier at the
+    start the ranks never meet in a collective (hours of sampling cannot hit NCCL's timeout): rank 0 returns the
+    n paths once every file is there, the other ranks when their share is written.
+    """
+    key = json.loads(json.dumps(key))               # what settings.json reads back
+    settings = os.path.join(folder, "settings.json")
+    if rank == 0:
+        known = None
+        if os.path.isfile(settings):
+            with open(settings) as f:
+                known = json.load(f)
+        if known != key:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
+            with open(settings + ".tmp", "w") as f:
+                json.dump(key, f, indent=1)
+            os.replace(settings + ".tmp", settings)
+    if world > 1:
+        torch.distributed.barrier()
+    paths = sample_paths(folder, n)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    for first in tqdm(range(lo, hi, batch_size), disable=rank != 0, desc=desc):
+        todo = paths[first:min(first + batch_size, hi)]
+        if all(os.path.exists(p) for p in todo):
+            continue
+        for path, image in zip(todo, generate(first, len(todo)).cpu()):
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(path + ".tmp", format="PNG")
+            os.replace(path + ".tmp", path)          # a kill never leaves a half-written sample
+    while rank == 0 and not set(paths) <= {os.path.join(folder, f) for f in os.listdir(folder)}:
+        time.sleep(1)                                # the other ranks' shares
+    return paths
+
+
+def read_samples(paths):
+    """uint8 (N, 3, H, W) of PNG files."""
+    return torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths])
 
 
 # ---------------------------------------------------------------- the offline shape metrics
@@ -204,16 +267,16 @@ def inception_features(generate, n, extractor, mode, batch_size=250, device="cpu
                               device=torch.device(device), desc=desc)
 
 
-def fid(generate, n, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
+def fid(paths, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
         batch_size=250, device="cpu", extractor=None):
-    """FID of n generated images against reference statistics, by clean-fid.
+    """FID of the image files `paths` (see write_samples) against reference statistics, by clean-fid.
 
-    generate(b) -> uint8 (b, 3, H, W). stats: an .npz with mu and sigma; without it clean-fid's own statistics of
-    (dataset, res, split, mode) are used (read from its package's stats/ folder, downloaded there if missing).
-    Raises FIDUnavailable when the weights or statistics cannot be had.
+    stats: an .npz with mu and sigma; without it clean-fid's own statistics of (dataset, res, split, mode) are used
+    (read from its package's stats/ folder, downloaded there if missing). The files are read and resized by
+    clean-fid's folder path. Raises FIDUnavailable when the weights or statistics cannot be had.
     """
     from cleanfid.features import get_reference_statistics
-    from cleanfid.fid import frechet_distance
+    from cleanfid.fid import frechet_distance, get_files_features
     if stats is not None:
         ref = np.load(stats)
         mu_ref, sigma_ref = ref["mu"], ref["sigma"]
@@ -224,7 +287,8 @@ def fid(generate, n, mode="legacy_pytorch", stats=None, dataset="cifar10", res=3
             raise FIDUnavailable(f"clean-fid cannot fetch its {dataset} {split} statistics ({type(e).__name__}; "
                                  "offline?): pass --fid-stats FILE") from None
     extractor = extractor or fid_extractor(mode, inception, device)
-    feats = inception_features(generate, n, extractor, mode, batch_size, device)
+    feats = get_files_features(list(paths), extractor, num_workers=0, batch_size=batch_size,
+                               device=torch.device(device), mode=mode, description="FID features")
     return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))
 
 
@@ -282,7 +346,6 @@ def clip_scores(images, captions, clip, batch_size=64):
 # ---------------------------------------------------------------- training the shape classifier
 def main(args):
     """Train the shape classifier on the embedded dataset and save it as safetensors."""
-    from tqdm import tqdm
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     images, labels, _ = make_shapes(args.n, args.seed)

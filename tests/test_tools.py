@@ -115,15 +115,11 @@ def test_folder_fid_reference_is_its_own_images(tmp_path):
     images = (torch.rand(64, 3, 16, 16) * 255).byte()
     path = metrics.reference_stats(images, str(tmp_path / "stats.npz"), "64 folder images", extractor=extractor,
                                    batch_size=20)
-    taken = [0]
-
-    def same_images(b):
-        out = images[torch.arange(taken[0], taken[0] + b) % 64]
-        taken[0] += b
-        return out
-    assert metrics.fid(same_images, 64, stats=path, extractor=extractor, batch_size=20) == pytest.approx(0, abs=1e-3)
-    others = lambda b: (torch.rand(b, 3, 16, 16) * 128).byte()
-    assert metrics.fid(others, 64, stats=path, extractor=extractor, batch_size=20) > 1
+    same = metrics.write_samples(lambda first, b: images[first:first + b], 64, str(tmp_path / "same"), key={})
+    assert metrics.fid(same, stats=path, extractor=extractor, batch_size=20) == pytest.approx(0, abs=1e-3)
+    others = metrics.write_samples(lambda first, b: (torch.rand(b, 3, 16, 16) * 128).byte(), 64,
+                                   str(tmp_path / "others"), key={})
+    assert metrics.fid(others, stats=path, extractor=extractor, batch_size=20) > 1
     mtime = os.path.getmtime(path)
     metrics.reference_stats(images, path, "64 folder images", extractor=extractor)   # same reference: reused
     assert os.path.getmtime(path) == mtime

@@ -1,0 +1,99 @@
+"""Work shared by processes and machines: FID samples on disk (every torchrun rank writes its share, the folder is
+the same for any number of processes, an interrupted evaluation goes on where it stopped) and a multi-node launch."""
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+import torch.multiprocessing as mp
+
+import metrics
+from helpers import REPO, run_script, torchrun
+from safetensors.torch import load_file
+from models import load_unet
+from train_unet_cifar import DDPM_SCHEDULE
+
+TINY_UNET = os.path.join(REPO, "assets", "tiny_unet_pruned70")
+
+
+def tiny_generate(unet):
+    """generate(first, b) of write_samples: DDIM samples of the tiny pruned U-Net, 3 steps, seed 5."""
+    return lambda first, b: metrics.ddim_sample(unet, DDPM_SCHEDULE, b, steps=3, seed=5, batch_size=2, first=first)
+
+
+def test_ddim_sample_j_is_the_same_in_any_call():
+    unet = load_unet(TINY_UNET)
+    whole = metrics.ddim_sample(unet, DDPM_SCHEDULE, 7, steps=3, seed=5, batch_size=4)
+    parts = torch.cat([metrics.ddim_sample(unet, DDPM_SCHEDULE, b, steps=3, seed=5, batch_size=2, first=f)
+                       for f, b in ((0, 3), (3, 1), (4, 3))])
+    assert torch.equal(whole, parts) and not torch.equal(whole[0], whole[1])
+
+
+def _share(rank, world, port, folder, key):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    metrics.write_samples(tiny_generate(load_unet(TINY_UNET)), 7, folder, key, rank, world, batch_size=2)
+    torch.distributed.destroy_process_group()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def files(folder):
+    """{name: bytes} of a folder."""
+    return {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))}
+
+
+def test_two_ranks_write_the_folder_one_process_writes(tmp_path):
+    key = dict(steps=3, seed=5, weights=metrics.weights_digest(load_unet(TINY_UNET)))
+    one = metrics.write_samples(tiny_generate(load_unet(TINY_UNET)), 7, str(tmp_path / "one"), key, batch_size=3)
+    mp.spawn(_share, args=(2, free_port(), str(tmp_path / "two"), key), nprocs=2)
+    assert sorted(files(tmp_path / "one")) == [f"{j:06d}.png" for j in range(7)] + ["settings.json"]
+    assert files(tmp_path / "one") == files(tmp_path / "two")
+    images = metrics.read_samples(one)
+    assert images.shape == (7, 3, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(images, metrics.ddim_sample(load_unet(TINY_UNET), DDPM_SCHEDULE, 7, steps=3, seed=5))
+
+
+def test_interrupted_samples_resume_and_another_key_starts_over(tmp_path):
+    unet, folder, calls = load_unet(TINY_UNET), str(tmp_path / "s"), []
+
+    def generate(first, b):
+        calls.append((first, b))
+        return tiny_generate(unet)(first, b)
+    key = dict(steps=3, weights=metrics.weights_digest(unet))
+    metrics.write_samples(generate, 5, folder, key, batch_size=2)
+    before = files(folder)
+    os.remove(os.path.join(folder, "000003.png"))                  # a run killed while writing batch (2, 3)
+    open(os.path.join(folder, "000002.png.tmp"), "wb").close()
+    calls.clear()
+    metrics.write_samples(generate, 5, folder, key, batch_size=2)
+    assert calls == [(2, 2)] and files(folder) == before            # only the broken batch is made again
+    with torch.no_grad():
+        unet.conv_out.bias.add_(0.1)                                 # another model: the old samples are not its
+    calls.clear()
+    metrics.write_samples(generate, 5, folder, dict(key, weights=metrics.weights_digest(unet)), batch_size=2)
+    assert calls == [(0, 2), (2, 2), (4, 1)] and files(folder)["000000.png"] != before["000000.png"]
+    assert "000002.png.tmp" not in files(folder)
+
+
+def test_two_nodes_train_the_student_two_processes_on_one_node_train(tmp_path):
+    """Two "nodes" of one process each (two torchrun launches meeting at --rdzv-endpoint, the README's multi-node
+    command) train, bit for bit, the student one launch of two processes trains."""
+    args = ["--preset", "smoke", "--kd", "place", "--device", "cpu", "--threads", "1", "--fid-samples", "0"]
+    p = run_script("train_unet_cifar.py", *args[2:], "--out", str(tmp_path / "one"), launcher=torchrun(free_port()))
+    assert p.returncode == 0, p.stderr[-2000:]
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--node-rank", str(node), "--rdzv-endpoint", endpoint,
+                               os.path.join(REPO, "train_unet_cifar.py"), *args, "--out", str(tmp_path / "two")],
+                              cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    a, b = (load_file(os.path.join(tmp_path, d, "student", "diffusion_pytorch_model.safetensors")) for d in ("one", "two"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
