@@ -1,6 +1,7 @@
-"""What every training script shares: flags, the KD objective switch, devices and DDP, presets, the run log, EMA,
-atomic checkpoints, grids."""
+"""What every training script shares: flags, the KD objective switch, devices and DDP, presets, the setup phases of
+main(), the loop's bookkeeping (run log, grids, atomic checkpoints, Ctrl-C), EMA."""
 import contextlib
+import copy
 import csv
 import glob
 import json
@@ -10,19 +11,25 @@ import shlex
 import shutil
 import signal
 import sys
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
+from data import cache_latents, to_model_range
 from lift import lift_loss, outkd_loss
 from metrics import FIDUnavailable
-from models import feature_kd_loss
+from models import (Distillee, FeatureHooks, count_params, depth_teacher_student, encode_latents, feature_kd_loss,
+                    percent)
 from place import place_loss
 
 
 KD_METHODS = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"]
+FEATURE_KD = ("featkd", "outkd+featkd")   # the methods that match features
 LOG_COLUMNS = ["step", "loss", "diffusion", "kd", "coarse", "fine", "w", "slope", "intercept", "grad_norm_max", "lr",
                "steps_per_s"]
 
@@ -77,15 +84,34 @@ def kd_loss(args, eps_s, eps_t, feats_s=(), feats_t=(), feat_weight=1.0):
     fit = None
     if args.kd == "lift":
         fit = lift_loss(eps_s, eps_t, reduction=args.loss_scale, coarse=args.coarse)
+        kd = fit.loss
     elif args.kd == "place":
         fit = place_loss(eps_s, eps_t, args.group_size, reduction=args.loss_scale, coarse=args.coarse)
-    kd = fit.loss if fit is not None else eps_s.new_zeros((), dtype=torch.float32)
-    if args.kd in ("outkd", "outkd+featkd"):
-        kd = kd + outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
+        kd = fit.loss
+    elif args.kd in ("outkd", "outkd+featkd"):
+        kd = outkd_loss(eps_s, eps_t, reduction=args.loss_scale).loss
+    else:                                            # none, or featkd: no output term
+        kd = eps_s.new_zeros((), dtype=torch.float32)
     if len(feats_s):
         weight = 1.0 if args.kd == "featkd" else feat_weight
         kd = kd + weight * feature_kd_loss(feats_s, feats_t, reduction=args.loss_scale)
     return kd, fit
+
+
+def diffusion_loss(prediction, target, reduction):
+    """The diffusion (or flow-matching) MSE of the prediction against its target on the --loss-scale scale: mean
+    over elements, or sum per sample; then the batch mean. The same squared error as OutKD's, so one implementation."""
+    return outkd_loss(prediction, target, reduction=reduction).loss
+
+
+@torch.no_grad()
+def teacher_prediction(args, teacher, hooks, *inputs, channels=None, **kwargs):
+    """(the frozen teacher's prediction, its hooked features) on the student's inputs, no grad; (None, []) for --kd
+    none. channels: keep the first N output channels (DiT's eps, not its variance)."""
+    if args.kd == "none":
+        return None, []
+    out = teacher(*inputs, **kwargs).sample[:, :channels]
+    return out, hooks.pop() if hooks is not None else []
 
 
 def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds, grad_norm_max=None):
@@ -134,6 +160,34 @@ def check_flags(args, ranges=()):
             fail(f"--{name.replace('_', '-')} {value} must be {rule}")
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         fail(f"--out {args.out} is a file, not a run directory")
+
+
+def add_depth_args(parser, blocks, example):
+    """The flags the transformer scripts share: a student of fewer blocks (`blocks` names the teacher's; `example`: a
+    --keep-blocks value), its initialisation, sampling steps and batch, and --sample-from."""
+    student = parser.add_mutually_exclusive_group()
+    student.add_argument("--student-depth", type=int, help=f"keep this many evenly spaced {blocks}")
+    student.add_argument("--keep-blocks", type=lambda s: [int(i) for i in s.split(",")],
+                         help=f"explicit {blocks} to keep, e.g. {example}")
+    parser.add_argument("--init", choices=["teacher", "random"], default="teacher",
+                        help="student weights from the kept teacher blocks, or random (to train a teacher)")
+    parser.add_argument("--sample-batch-size", type=int, help="images per sampling call and per VAE call (memory); "
+                        "the samples do not depend on it")
+    parser.add_argument("--sample-steps", type=int)
+    parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
+
+
+def check_depth_args(args, presets, ranges):
+    """A transformer script's flags once parsed: the preset filled in, --keep-blocks over --student-depth, the flags'
+    ranges (the shared ones, these scripts' and `ranges`) and --fid-stats checked (one line, exit 2)."""
+    apply_preset(args, presets)
+    if args.keep_blocks:
+        args.student_depth = None
+    check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
+                       ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
+                       *ranges])
+    check_fid_stats(args)
+    return args
 
 
 def check_fid_stats(args):
@@ -387,17 +441,7 @@ def stop_interrupted(step):
     sys.exit(130)
 
 
-def checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer):
-    """The end of a step, on every rank: a checkpoint every --ckpt-every steps, at the last step and when Ctrl-C or
-    SIGTERM came (each rank saves its own random state); an interrupted run then stops with one line, exit 130."""
-    stop = interrupted(interrupt, world, device)
-    if done % args.ckpt_every == 0 or done == args.steps or stop:
-        save_checkpoint(args.out, done, model, ema, optimizer, args)
-    if stop:
-        bar.close()                                  # its last redraw before our one line, not after
-        stop_interrupted(done)
-
-
+# ---------------------------------------------------------------- a training step
 def backward(loss, args, step):
     """Backpropagate one part's loss / --grad-accum; a loss that is not finite stops the run with one line."""
     if not torch.isfinite(loss):
@@ -405,10 +449,9 @@ def backward(loss, args, step):
     (loss / args.grad_accum).backward()
 
 
-def clip_gradients(model, args, peak):
-    """Clip the gradient norm to --clip; returns the largest pre-clip norm so far (peak: None after a log row)."""
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-    return norm if peak is None else torch.maximum(peak, norm)
+def clip_gradients(model, args):
+    """Clip the gradient norm to --clip; returns the norm before clipping."""
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
 
 
 def micro_batches(model, n, *tensors):
@@ -430,6 +473,103 @@ def compile_in_place(model):
     torch._inductor.config.fallback_random = True
     model.compile()
     return model
+
+
+def autocast(device, cpu=False):
+    """bf16 autocast on a GPU (and on the CPU too with cpu=True); no-op elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or cpu)
+
+
+# ---------------------------------------------------------------- setup phases of main()
+def student_and_ema(args, student, teacher, example, layers=None, fitnet=False):
+    """(model, ema, teacher hooks): the trained Distillee (the student, and for feature KD adapters to the teacher's
+    widths), its frozen EMA copy (eager), and hooks on the teacher's matched layers (None without feature KD).
+
+    layers: (the student's, the teacher's) layers that feature KD matches, or None. example: (args, kwargs) of one
+    forward pass; the teacher and the student run it once, so each adapter is sized to the features it maps.
+    --compile compiles the model after the EMA copy.
+    """
+    hooks = None
+    if layers:
+        hooks = FeatureHooks(layers[1])
+        with torch.no_grad():
+            teacher(*example[0], **example[1])
+    features_t = hooks.pop() if hooks is not None else None
+    model = Distillee(student, layers[0] if layers else (), features_t, example, fitnet).to(example[0][0].device)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    if args.compile:                                 # after the EMA copy, which stays eager
+        compile_in_place(model)
+    return model, ema, hooks
+
+
+def depth_models(cls, args, device, rank, count=count_params, counted=""):
+    """(teacher or None, student, sizes) of a transformer script: the frozen teacher and the student of its kept
+    blocks (models.depth_teacher_student); the sizes for metrics.json, printed by rank 0 (counted by `count`); no
+    teacher where only its config was needed (--kd none --init random)."""
+    teacher, student, keep = depth_teacher_student(cls, args, device)
+    teacher_params, depth = count(teacher), teacher.config.num_layers
+    sizes = dict(student_params=count(student), teacher_params=teacher_params, kept_blocks=keep,
+                 percent_of_teacher=percent(count(student), teacher_params))
+    if rank == 0:
+        print(f"student keeps blocks {keep} of {depth}: {sizes['student_params'] / 1e6:.3f} M parameters "
+              f"({sizes['percent_of_teacher']} % of the teacher's {teacher_params / 1e6:.3f} M{counted})")
+    if args.kd == "none" and args.init == "random":
+        teacher = None
+    return teacher, student, sizes
+
+
+def resume_or_start(args, model, ema, optimizer, rank, world, device):
+    """(the step to start from, the module the loop trains): with --resume, OUT's newest checkpoint restored into
+    model, EMA, optimizer and the random state (step 0 when there is none); under torchrun, the model in DDP."""
+    start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
+    if rank == 0 and start:
+        print(f"resumed from step {start}")
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        return start, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return start, model
+
+
+# ---------------------------------------------------------------- the loop's bookkeeping: log, grids, checkpoints
+def start_loop(args, start, rank, world, device, model, ema, optimizer, grid, heldout=None, columns=LOG_COLUMNS):
+    """What the training loop carries besides the method, in one plain namespace: the progress bar over the steps
+    start..--steps (shown by rank 0), OUT/log.csv (rank 0), the Ctrl-C flag (caught from here on), what a checkpoint
+    saves, the script's sample grid (a function: uint8 images of the EMA) and held-out evaluation (a function of the
+    step, or None), and the counters of the next log row: seconds spent in steps, the largest pre-clip gradient norm."""
+    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
+    log = CSVLog(os.path.join(args.out, "log.csv"), columns, start) if rank == 0 else None
+    return SimpleNamespace(args=args, rank=rank, world=world, device=device, model=model, ema=ema, optimizer=optimizer,
+                           grid=grid, heldout=heldout, bar=bar, log=log, interrupt=catch_interrupts(), busy=0.0,
+                           peak=None, tic=time.time())
+
+
+def end_step(loop, step, grad_norm, loss, diffusion, kd, fit, pred_s, pred_t, **extra):
+    """After optimizer step `step` (from 0), on every rank: a log row every --log-every steps and at the last (rank 0:
+    OUT/log.csv and the progress bar; extra: more losses to log, as DiT's vlb), the held-out evaluation every
+    --eval-every steps and an EMA sample grid every --sample-every steps (rank 0); a checkpoint every --ckpt-every
+    steps, at the last and when Ctrl-C or SIGTERM came (every rank saves its own random state), after which an
+    interrupted run stops with one line, exit 130. Before all that, the resume tests' fault, when asked for."""
+    args, done = loop.args, step + 1
+    loop.busy += time.time() - loop.tic
+    loop.peak = grad_norm if loop.peak is None else torch.maximum(loop.peak, grad_norm)
+    inject_faults(done)
+    if loop.rank == 0 and (done % args.log_every == 0 or done == args.steps):
+        row = log_row(args, done, loss, diffusion, kd, fit, pred_s, pred_t, loop.busy, loop.peak)
+        row.update({k: v.item() for k, v in extra.items()})
+        loop.log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        loop.bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "vlb", "kd", "w", "slope") if k in row})
+        loop.busy, loop.peak = 0.0, None
+    if loop.rank == 0 and loop.heldout is not None and done % args.eval_every == 0:
+        loop.heldout(done)
+    if loop.rank == 0 and done % args.sample_every == 0:
+        save_grid(to_model_range(loop.grid()), os.path.join(args.out, f"samples_{done:08d}.png"))
+    stop = interrupted(loop.interrupt, loop.world, loop.device)
+    if done % args.ckpt_every == 0 or done == args.steps or stop:
+        save_checkpoint(args.out, done, loop.model, loop.ema, loop.optimizer, args)
+    if stop:
+        loop.bar.close()                             # its last redraw before our one line, not after
+        stop_interrupted(done)
+    loop.tic = time.time()
 
 
 # ---------------------------------------------------------------- grids and FID
@@ -454,13 +594,18 @@ def batch_latents(args, idx, latents, images, vae, device):
     """x_0 of the batch idx: rows of the latent cache (N, 2, C, h, w), each the latent of the image or, with --flip,
     with probability 1/2 the one of its mirror image (drawn from torch's RNG, which checkpoints save); or without a
     cache, the embedded images (mirrored alike) encoded now, --sample-batch-size per VAE call."""
-    from data import to_model_range
-    from models import encode_latents
     if latents is not None:
         side = torch.randint(0, 2, (len(idx),)) if args.flip else torch.zeros(len(idx), dtype=torch.long)
         return torch.from_numpy(np.asarray(latents[idx.numpy(), side.numpy()])).float().to(device)
     x = to_model_range(images[idx]).to(device)
     return encode_latents(vae, random_flip(x) if args.flip else x, batch_size=args.sample_batch_size)
+
+
+def folder_latents(args, files, vae, image_size, path, rank, world, device):
+    """The latent cache of an image folder's files at path (data.cache_latents: every rank encodes a share, once;
+    an interrupted run resumes it), --sample-batch-size images per VAE call."""
+    encode = lambda u, g: encode_latents(vae, to_model_range(u).to(device), g, args.sample_batch_size)
+    return cache_latents(files, image_size, encode, path, rank, world)
 
 
 # ---------------------------------------------------------------- what a finished run leaves

@@ -267,7 +267,7 @@ def inception_features(generate, n, extractor, mode, batch_size=250, device="cpu
                               device=torch.device(device), desc=desc)
 
 
-def fid(paths, n=None, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
+def fid(paths, mode="legacy_pytorch", stats=None, dataset="cifar10", res=32, split="train", inception=None,
         batch_size=250, device="cpu", extractor=None):
     """FID of the image files `paths` (see write_samples) against reference statistics, by clean-fid.
 
@@ -287,9 +287,6 @@ def fid(paths, n=None, mode="legacy_pytorch", stats=None, dataset="cifar10", res
             raise FIDUnavailable(f"clean-fid cannot fetch its {dataset} {split} statistics ({type(e).__name__}; "
                                  "offline?): pass --fid-stats FILE") from None
     extractor = extractor or fid_extractor(mode, inception, device)
-    if callable(paths):                              # TRANSITION: generate(b) until the scripts write sample files
-        feats = inception_features(paths, n, extractor, mode, batch_size, device)
-        return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))
     feats = get_files_features(list(paths), extractor, num_workers=0, batch_size=batch_size,
                                device=torch.device(device), mode=mode, description="FID features")
     return float(frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), mu_ref, sigma_ref))

@@ -343,6 +343,12 @@ def block_alignment(keep, depth):
     return [nxt - 1 for nxt in [*keep[1:], depth]]
 
 
+def matched_blocks(student, teacher, keep):
+    """Feature KD's layers of a depth student: (its blocks, the teacher block each one matches, block_alignment)."""
+    aligned = block_alignment(keep, teacher.config.num_layers)
+    return list(student.transformer_blocks), [teacher.transformer_blocks[i] for i in aligned]
+
+
 def dit_params(model):
     """Parameters as the DiT paper counts them: diffusers copies the timestep/class embedder into every block (DiT
     shares one), so count it once, and DiT's fixed positional embedding is a parameter there (a buffer here)."""

@@ -4,47 +4,79 @@ The paper's DiT setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026): teacher Di
 class-conditional, learned variance; 675 M parameters); students keep 14, 7 or 4 of its 28 blocks, evenly spaced
 and initialised from them, as TinyFusion's uniform choice (340.5 M, 173.1 M, 101.4 M parameters).
 
-    # offline, CPU, a few minutes: tiny shipped DiT teacher (8 blocks), embedded shapes, the pixel_unshuffle stand-in
+    # offline, CPU, about 9 minutes: tiny shipped DiT teacher, 2 of its 8 blocks, embedded shapes, pixel_unshuffle
     python train_dit_latent.py --preset tiny --out runs/dit_tiny
     # the paper setting on GPUs: ImageNet folder of class sub-folders, latents encoded once and cached
     torchrun --nproc_per_node 8 train_dit_latent.py --preset paper --student-depth 14 --data-dir imagenet/train \
         --latent-cache imagenet256_latents.npy --fid-stats VIRTUAL_imagenet256_labeled.npz --out runs/dit_d14
     # sample a class-conditional grid from a saved student
     python train_dit_latent.py --sample-from runs/dit_tiny/student --vae pixel-unshuffle --out runs/dit_grid
-    # re-train the shipped tiny teacher from its config (random init, all 8 blocks, no KD)
-    python train_dit_latent.py --preset tiny --kd none --init random --student-depth 8 --steps 6000 --out runs/dit_teacher
+    # re-train the shipped tiny teacher from its config (random init, all 8 blocks, no KD; 6000 CPU steps)
+    python train_dit_latent.py --preset tiny --kd none --init random --student-depth 8 --steps 6000 --lr 1e-3 \
+        --out runs/dit_teacher
 
-Objective (DiT, Peebles & Xie 2023, which follows Nichol & Dhariwal 2021): the network predicts eps and a
-per-element variance interpolation v. The eps half gets the simple loss ||eps - eps_S||^2 and the KD methods;
-the v half is trained only by the variational bound L_vlb with eps held fixed, as DiT trains it, because the KD
-methods compare predictions of noise and v is not one (the teacher's v is not distilled). Labels are dropped to the
-null class 10 % of the time for classifier-free guidance (DiT's rate); the teacher sees the same dropped labels.
+Teacher: DiTTransformer2DModel from a hub id or a directory (a pipeline, or a transformer alone); VAE from --vae
+(paper: stabilityai/sd-vae-ft-ema; latents * 0.18215, the VAE config's scale to unit variance). Students:
+--student-depth N keeps N evenly spaced blocks starting at block 0 (TinyFusion's uniform choice), --keep-blocks 0,4,8
+an explicit list; both start from those blocks, the patch embedder and the final layer. diffusers copies DiT's
+timestep/class embedder into every block and conditions the final layer on block 0's copy, so keep block 0 (the
+default does). Sizes counted as DiT counts them (one embedder, the fixed positional table included), checked on the
+meta device: XL/2 675.1 M; D14 340.5 M, D7 173.1 M, D4 101.4 M, as TinyFusion lists.
 
-Data: --data-dir images are encoded once (each image and its mirror image, for --flip) into a latent cache that the
-torchrun ranks fill together and an interrupted run resumes. Sampling runs --sample-batch-size images per call (bf16
-on GPU), each from its own seeded noise, so the samples do not depend on that size.
+Objective (DiT, Peebles & Xie 2023, which follows Nichol & Dhariwal 2021; 1000 steps, linear betas): the network
+predicts eps and a per-element variance interpolation v. The eps half gets the simple loss ||eps - eps_S||^2 and the
+KD methods; the v half is trained only by the variational bound L_vlb with eps held fixed, as DiT trains it, because
+the KD methods compare predictions of noise and v is not one (the teacher's v is not distilled; the paper has no
+target for it). Labels are dropped to the null class (id = number of classes) 10 % of the time for classifier-free
+guidance (DiT's rate), drawn once per step outside the models, so the teacher sees exactly the student's labels
+(diffusers' in-model label dropout is switched off; a test shows it would desynchronise them).
+
+Loss scale: the paper preset weighs the terms as the authors' DiT code does (TinyFusion_EXP's training_losses_kd_rep:
+0.1 (L_simple + L_vlb) + 0.9 KD, each a per-element mean, LIFT's coarse term squared, clip 1), as --loss-scale mean
+--coarse l2 --kd-weight 9 --clip 10: ten times their loss with the clip scaled alike, the same Adam update. Not
+reproduced: their KL term between the teachers' and students' variances, the masked feature KD (weight 1e-2 decaying
+to 0) that every one of their KD runs adds, their lr 2e-4 with a cosine schedule (here DiT's 1e-4, constant) and fp16
+(here bf16). The tiny presets keep --loss-scale sum.
+
+Data: --data-dir is a folder of class sub-folders, encoded once into a float16 .npy latent cache holding each image's
+latent and its mirror image's (--flip 1 in the paper preset picks one per sample, as DiT trains); the torchrun ranks
+fill it together, in parts that an interrupted run keeps. Offline: the embedded shapes and, without VAE weights, the
+stand-in latent space --vae pixel-unshuffle (3x32x32 images <-> 12x16x16 latents, invertible, nothing learned).
+
+Sampling: classifier-free guidance (the learned-variance half from the conditional pass), --sampler ddpm (uses the
+learned variance) or ddim. --sample-batch-size images per sampling and VAE call (paper 64; bf16 on GPU), each from
+its own seeded noise, so the size changes memory, not samples. The paper preset samples as DiT's sample_ddp.py
+reports FID 2.27: 250 steps spaced as its respacing (--spacing linspace), guidance 1.5 on the first 3 latent channels
+only (--guided-channels 3, as its released sampler does), labels at random (--fid-labels random), 50k samples, FID in
+clean-fid's legacy_tensorflow mode (the TF Inception of ADM's evaluator) against --fid-stats
+VIRTUAL_imagenet256_labeled.npz. Offline: shape-FD and the class accuracy of samples (how often the shape classifier
+sees the requested class).
+
+Tiny teacher (assets/tiny_dit): 8 blocks, width 64, 0.64 M parameters (3.2 MB), trained on CPU by the command above.
+With DDIM 50, guidance 1.5, 1000 samples: shape-FD 18.11, class accuracy 0.17 (chance 0.10;
+assets/tiny_dit/reference_metrics.json). Its samples are coloured blobs on gradient backgrounds, not yet recognisable
+shapes: a weak teacher. The tiny preset's student is blocks 0 and 4 (192,480 parameters, 30.1 % of the teacher
+counted as DiT does); its measured run is in results/README.md.
 
 Faults: Ctrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits 130 (--resume goes on); without
 Inception weights (offline) metrics.json gets fid null and the reason.
 """
 import argparse
-import copy
 import math
 import os
-import time
 
 import torch
-from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, apply_preset, backward, batch_latents, catch_interrupts,
-                    check_fid_stats, check_flags, checkpoint_or_stop, clip_gradients, compile_in_place, CSVLog,
-                    ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint, log_row, micro_batches,
-                    release_interrupts, report_run, save_grid, setup_device, start_run)
-from data import batch_indices, cache_latents, list_image_folder, make_shapes, to_model_range
-from lift import outkd_loss
-from metrics import cached_reference, fid, guided_sample, load_classifier, sample_generators, shape_metrics, to_uint8
-from models import (Distillee, FeatureHooks, LoadError, block_alignment, decode_latents, depth_teacher_student,
-                    dit_params, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
+from common import (FEATURE_KD, LOG_COLUMNS, add_depth_args, add_training_args, autocast, backward, batch_latents,
+                    check_depth_args, clip_gradients, depth_models, diffusion_loss, ema_update, end_step,
+                    fail, fid_or_null, folder_latents, kd_loss, micro_batches, release_interrupts, report_run,
+                    resume_or_start, save_grid, setup_device, start_loop, start_run, student_and_ema,
+                    teacher_prediction)
+from data import batch_indices, list_image_folder, make_shapes, to_model_range
+from metrics import (cached_reference, fid, guided_sample, load_classifier, read_samples, sample_generators,
+                     shape_metrics, to_uint8, weights_digest, write_samples)
+from models import (LoadError, decode_latents, dit_params, latent_image_size, load_pretrained, load_vae,
+                    matched_blocks)
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -167,29 +199,42 @@ def sampler_settings(args, n):
                 noise="one generator per sample", labels=LABELS[args.fid_labels])
 
 
-def evaluate(args, model, vae, classes, device, n):
-    """FID (clean-fid, reference statistics from --fid-stats) on real data; offline: shape-FD and class accuracy."""
+def evaluate(args, model, vae, classes, device, n, rank=0, world=1, name="student"):
+    """Metrics of n guided samples, made by every rank into OUT/fid_samples/NAME/ (PNG files, the same for any number
+    of processes): FID (clean-fid, reference statistics from --fid-stats) on real data; offline shape-FD and class
+    accuracy. Rank 0 returns them, the other ranks None."""
     settings = sampler_settings(args, n)
     labels = (torch.randint(0, classes, (n,), generator=torch.Generator().manual_seed(args.seed))
               if args.fid_labels == "random" else torch.arange(n) % classes)
-    if args.data_dir is not None or args.fid_stats:
-        made = [0]                                   # images generated so far: image j has label labels[j]
 
-        def generate(b):
-            first, made[0] = made[0], made[0] + b
-            y = labels[first:first + b]
-            return sample(args, model, vae, y, args.seed, device, first).to(device)
-        return dict(settings, **fid_or_null(lambda: fid(generate, n, mode=args.fid_mode, stats=args.fid_stats,
-                                                        inception=args.fid_inception, batch_size=args.sample_batch_size,
-                                                        device=str(device)), args.fid_mode))
-    images = sample(args, model, vae, labels, args.seed, device)
-    return dict(settings, **shape_metrics(images, load_classifier(device=device), labels))
+    def generate(first, b):                          # sample j has label labels[j] and its own noise generator
+        return sample(args, model, vae, labels[first:first + b], args.seed, device, first)
+    paths = write_samples(generate, n, os.path.join(args.out, "fid_samples", name),
+                          dict(settings, weights=weights_digest(model)), rank, world, args.sample_batch_size)
+    if rank != 0:
+        return None
+    if args.data_dir is not None or args.fid_stats:
+        return dict(settings, fid_reference=args.fid_stats, **fid_or_null(
+            lambda: fid(paths, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
+                        batch_size=args.sample_batch_size, device=str(device)), args.fid_mode))
+    return dict(settings, **shape_metrics(read_samples(paths), load_classifier(device=device), labels))
+
+
+def teacher_metrics(args, teacher, vae, classes, device, rank, world):
+    """The teacher's metrics under the student's protocol (--eval-teacher 1): its FID on real data; offline its
+    shape-FD and class accuracy, read from TEACHER/reference_metrics.json when measured with these settings."""
+    if args.data_dir is not None or args.fid_stats:
+        m = evaluate(args, teacher, vae, classes, device, args.fid_samples, rank, world, "teacher")
+        return m and dict(teacher_fid=m["fid"])
+    m = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
+                         lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples, rank, world, "teacher"))
+    return m and dict(teacher_shape_fd=m["shape_fd"], teacher_class_accuracy=m["class_accuracy"])
 
 
 def sample_only(args):
     """--sample-from DIR: a grid of guided samples from a saved DiT (one row per class)."""
     from diffusers import DiTTransformer2DModel
-    device = setup_device(args.device)[2]
+    _, _, device = setup_device(args.device)
     model = load_pretrained(DiTTransformer2DModel, args.sample_from, subfolder="transformer").to(device)
     vae = load_vae(args.vae).to(device)
     classes = model.config.num_embeds_ada_norm
@@ -199,128 +244,94 @@ def sample_only(args):
     print(f"wrote {len(images)} samples to {os.path.join(args.out, 'samples.png')}")
 
 
+def training_data(args, vae, image_size, classes, rank, world, device):
+    """(latents or None, images or None, labels, n): an image folder's latents, encoded once into a cache that every
+    rank fills a share of, or the embedded shapes, encoded per batch."""
+    if args.data_dir is not None:
+        files, labels, names = list_image_folder(args.data_dir)
+        if len(names) > classes:
+            fail(f"{args.data_dir} has {len(names)} classes but the teacher knows {classes}")
+        cache = args.latent_cache or os.path.join(args.out, "latents.npy")
+        return folder_latents(args, files, vae, image_size, cache, rank, world, device), None, labels, len(files)
+    images, labels, _ = make_shapes(args.n_embedded, args.seed, image_size)
+    if classes < 10:
+        fail(f"the embedded dataset has 10 classes but the teacher knows {classes}")
+    return None, images, labels, len(images)
+
+
 def main(args):
     from diffusers import DDPMScheduler, DiTTransformer2DModel
     # ---- devices, seeds, run dir
     rank, world, device = start_run(args)
 
     # ---- teacher (frozen), student, EMA
-    teacher, student, keep = depth_teacher_student(DiTTransformer2DModel, args, device)
-    no_internal_label_dropout(teacher)
+    teacher, student, sizes = depth_models(DiTTransformer2DModel, args, device, rank, dit_params, ", as DiT counts")
     no_internal_label_dropout(student)
-    cfg, depth = teacher.config, teacher.config.num_layers
-    teacher_params = dit_params(teacher)
-    if args.kd == "none" and args.init == "random":
-        teacher = None                                # only its config was needed
+    if teacher is not None:
+        no_internal_label_dropout(teacher)
+    cfg = student.config                             # the teacher's but for the number of blocks
+    C, S, classes = cfg.in_channels, cfg.sample_size, cfg.num_embeds_ada_norm
+    learned = cfg.out_channels == 2 * C                                              # eps and the variance v
     vae = load_vae(args.vae).to(device)
-    C, S = cfg.in_channels, cfg.sample_size
     image_size = latent_image_size(vae, C, S, device)
-    check_group_size(S * S, args.group_size) if args.kd == "place" else None
-    classes, learned = cfg.num_embeds_ada_norm, cfg.out_channels == 2 * C
-    feature_kd = "featkd" in args.kd
+    if args.kd == "place":
+        check_group_size(S * S, args.group_size)
     example = ((torch.zeros(1, C, S, S, device=device),),
                dict(timestep=torch.zeros(1, device=device, dtype=torch.long),
                     class_labels=torch.zeros(1, device=device, dtype=torch.long)))
-    teacher_hooks = None
-    if feature_kd:                                   # student block j <-> the teacher block before the next kept one
-        teacher_hooks = FeatureHooks([teacher.transformer_blocks[i] for i in block_alignment(keep, depth)])
-        teacher(*example[0], **example[1])
-    model = Distillee(student, list(student.transformer_blocks) if feature_kd else (),
-                      teacher_hooks.pop() if feature_kd else None, example).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if args.compile:                                 # after the EMA copy, which stays eager
-        compile_in_place(model)
-    sizes = dict(student_params=dit_params(student), teacher_params=teacher_params, kept_blocks=keep,
-                 percent_of_teacher=percent(dit_params(student), teacher_params))
-    if rank == 0:
-        print(f"student keeps blocks {keep} of {depth}: {sizes['student_params'] / 1e6:.3f} M parameters "
-              f"({sizes['percent_of_teacher']} % of the teacher's {teacher_params / 1e6:.3f} M, counted as DiT does)")
+    layers = matched_blocks(student, teacher, sizes["kept_blocks"]) if args.kd in FEATURE_KD else None
+    model, ema, teacher_hooks = student_and_ema(args, student, teacher, example, layers)
 
     # ---- data: latents of an image folder (encoded once, cached), or the embedded shapes encoded per batch
-    if args.data_dir is not None:
-        files, all_labels, names = list_image_folder(args.data_dir)
-        if len(names) > classes:
-            fail(f"{args.data_dir} has {len(names)} classes but the teacher knows {classes}")
-        cache = args.latent_cache or os.path.join(args.out, "latents.npy")
-        encode = lambda u, g: encode_latents(vae, to_model_range(u).to(device), g, args.sample_batch_size)
-        latents = cache_latents(files, image_size, encode, cache, rank, world)   # every rank encodes a share, once
-        images, n_data = None, len(files)
-    else:
-        images, all_labels, _ = make_shapes(args.n_embedded, args.seed, image_size)
-        if classes < 10:
-            fail(f"the embedded dataset has 10 classes but the teacher knows {classes}")
-        latents, n_data = None, len(images)
+    latents, images, labels, n_data = training_data(args, vae, image_size, classes, rank, world, device)
 
     # ---- optimizer, resume
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0)      # DiT: AdamW, no weight decay
-    start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
-    if rank == 0 and start:
-        print(f"resumed from step {start}")
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    start, train_model = resume_or_start(args, model, ema, optimizer, rank, world, device)
     scheduler = DDPMScheduler(**DIT_SCHEDULE)
-    alphas = scheduler.alphas_cumprod.to(device)
-    log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS + ["vlb"], start) if rank == 0 else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    D = C * S * S
+    T, alphas = scheduler.config.num_train_timesteps, scheduler.alphas_cumprod.to(device)
+    student_autocast, D = autocast(device), C * S * S
 
     # ---- training loop
-    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    busy, peak = 0.0, None
-    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
-    for step in bar:
-        tic = time.time()
+    grid_labels = torch.arange(min(classes, 8)).repeat_interleave(8)
+    loop = start_loop(args, start, rank, world, device, model, ema, optimizer, columns=LOG_COLUMNS + ["vlb"],
+                      grid=lambda: sample(args, ema.student, vae, grid_labels, 0, device))
+    for step in loop.bar:
         idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
         x0 = batch_latents(args, idx, latents, images, vae, device)                  # (B, C, S, S), flipped or not
-        y = drop_labels(all_labels[idx].to(device), classes, args.class_dropout)     # the same y for both networks
+        y = drop_labels(labels[idx].to(device), classes, args.class_dropout)         # the same y for both networks
         noise = torch.randn_like(x0)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=device)
+        t = torch.randint(0, T, (len(x0),), device=device)
         a = alphas[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                                  # q(x_t | x_0)
         optimizer.zero_grad(set_to_none=True)
         for x0, xt, t, y, noise in micro_batches(train_model, args.grad_accum, x0, xt, t, y, noise):
-            with autocast:
+            with student_autocast:
                 out_s, feats_s = train_model(xt, timestep=t, class_labels=y)
                 eps_s = out_s[:, :C]                                                      # (B, C, S, S); rest: v
-                eps_t, feats_t = None, []
-                if teacher is not None and args.kd != "none":
-                    with torch.no_grad():
-                        eps_t = teacher(xt, timestep=t, class_labels=y).sample[:, :C]
-                        feats_t = teacher_hooks.pop() if feature_kd else []
-            diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss       # L_simple on the KD scale
+                eps_t, feats_t = teacher_prediction(args, teacher, teacher_hooks, xt, timestep=t, class_labels=y,
+                                                    channels=C)
+            diffusion = diffusion_loss(eps_s, noise, args.loss_scale)                    # L_simple
             vlb = vlb_loss(out_s[:, C:], eps_s, x0, xt, t, scheduler).mean() if learned else diffusion.new_zeros(())
             vlb = vlb * (D if args.loss_scale == "sum" else 1)                            # DiT's L_simple : L_vlb ratio
-            kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t) if eps_t is not None else (diffusion.new_zeros(()), None)
+            kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t)
             loss = diffusion + vlb + args.kd_weight * kd
             backward(loss, args, step)
-        peak = clip_gradients(model, args, peak)
+        grad_norm = clip_gradients(model, args)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
-        done, busy = step + 1, busy + time.time() - tic
-        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
-
-        if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = dict(log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy, peak), vlb=vlb.item())
-            log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "vlb", "kd", "w") if k in row})
-            busy, peak = 0.0, None
-        if rank == 0 and done % args.sample_every == 0:
-            grid = sample(args, ema.student, vae, torch.arange(min(classes, 8)).repeat_interleave(8), 0, device)
-            save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer)
+        end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t, vlb=vlb)   # log, grid, checkpoint
 
     # ---- final save and evaluation
     release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
-        metrics = dict(method=args.kd, steps=args.steps, **sizes)
-        if args.fid_samples:
-            metrics.update(evaluate(args, ema.student, vae, classes, device, args.fid_samples))
-            if args.eval_teacher and teacher is not None and args.data_dir is None and not args.fid_stats:
-                ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
-                                       lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples))
-                metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
+    metrics = dict(method=args.kd, steps=args.steps, **sizes)
+    if args.fid_samples:                             # every rank samples its share
+        metrics.update(evaluate(args, ema.student, vae, classes, device, args.fid_samples, rank, world) or {})
+        if args.eval_teacher and teacher is not None:
+            metrics.update(teacher_metrics(args, teacher, vae, classes, device, rank, world) or {})
+    if rank == 0:
         report_run(args, metrics)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -330,36 +341,19 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="LIFT + PLACE distillation of a latent DiT into fewer blocks.")
     add_training_args(parser, teacher_help="hub id or directory: a DiT pipeline or a DiTTransformer2DModel alone")
     parser.set_defaults(out="runs/dit")
-    student = parser.add_mutually_exclusive_group()
-    student.add_argument("--student-depth", type=int, help="keep this many evenly spaced teacher blocks (TinyFusion)")
-    student.add_argument("--keep-blocks", type=lambda s: [int(i) for i in s.split(",")],
-                         help="explicit teacher blocks to keep, e.g. 0,4,8,12")
-    parser.add_argument("--init", choices=["teacher", "random"], default="teacher",
-                        help="student weights from the kept teacher blocks, or random (to train a teacher)")
+    add_depth_args(parser, "teacher blocks (TinyFusion)", "0,4,8,12")
     parser.add_argument("--vae", help="AutoencoderKL hub id or directory, or pixel-unshuffle (the offline stand-in)")
     parser.add_argument("--latent-cache", help=".npy for the encoded --data-dir latents (default OUT/latents.npy)")
     parser.add_argument("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images (DiT: 1)")
-    parser.add_argument("--sample-batch-size", type=int, help="images per sampling call and per VAE call (memory); "
-                                                              "the samples do not depend on it")
     parser.add_argument("--class-dropout", type=float, default=0.1, help="label -> null class rate (DiT: 0.1)")
     parser.add_argument("--sampler", choices=["ddpm", "ddim"], help="ddpm uses the learned variance (DiT: 250 steps)")
-    parser.add_argument("--sample-steps", type=int)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (DiT's FID: 1.5)")
     parser.add_argument("--guided-channels", type=int, help="guide only the first N latent channels (DiT's sampler: "
                         "3 of 4; 0: all)")
     parser.add_argument("--spacing", choices=["linspace", "leading"], help="sampling timesteps (DiT's respacing: "
                         "linspace)")
     parser.add_argument("--fid-labels", choices=list(LABELS), help="class labels of the evaluation samples")
-    parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
-    args = parser.parse_args(argv)
-    apply_preset(args, PRESETS)
-    if args.keep_blocks:
-        args.student_depth = None
-    check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
-                       ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
-                       ("class_dropout", lambda v: 0 <= v <= 1, "in [0, 1]")])
-    check_fid_stats(args)
-    return args
+    return check_depth_args(parser.parse_args(argv), PRESETS, [("class_dropout", lambda v: 0 <= v <= 1, "in [0, 1]")])
 
 
 if __name__ == "__main__":

@@ -5,46 +5,81 @@ The paper's flow-matching setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026): 
 initialised from them. The text encoders (CLIP-L, CLIP-G, T5-XXL) only fill a cache of prompt embeddings once;
 training never holds them.
 
-    # offline, CPU, a few minutes: tiny shipped MMDiT teacher, embedded captions, stand-in text encoder and latents
+    # offline, CPU, about 9 minutes: tiny shipped MMDiT teacher, embedded captions, stand-in text encoder and latents
     python train_sd3.py --preset tiny --out runs/sd3_tiny
     # the paper setting on GPUs: a folder of images with captions (.txt beside each image, or metadata.jsonl)
     torchrun --nproc_per_node 8 train_sd3.py --preset paper --student-depth 12 --data-dir captioned/ \
         --fid-stats ref_stats.npz --out runs/sd3_d12
     # sample a grid from a saved student (captions of the embedded dataset)
     python train_sd3.py --sample-from runs/sd3_tiny/student --vae pixel-unshuffle --out runs/sd3_grid
-    # re-train the shipped tiny teacher from its config (random init, all 6 blocks, no KD)
-    python train_sd3.py --preset tiny --kd none --init random --student-depth 6 --steps 6000 --out runs/sd3_teacher
+    # re-train the shipped tiny teacher from its config (random init, all 6 blocks, no KD; 5000 CPU steps)
+    python train_sd3.py --preset tiny --kd none --init random --student-depth 6 --steps 5000 --lr 1e-3 \
+        --out runs/sd3_teacher
+
+Teacher: SD3Transformer2DModel (stabilityai/stable-diffusion-3-medium-diffusers or a directory, a transformer alone
+too), its AutoencoderKL (16 channels; latents are (z - 0.0609) * 1.5305, the config's shift and scale) and its three
+text encoders. Students: fewer joint blocks (--student-depth, --keep-blocks), initialised from them. SD3's last block
+does not update the caption tokens (context-pre-only); the student's last block takes that form, its caption-side
+modulation starting from the kept block's pre-attention scale and shift, so its image output equals that block's
+exactly (tested). Sizes from the config on the meta device: teacher 2,028 M; 18 blocks 1,518 M, 12 blocks 1,009 M,
+8 blocks 669 M, 6 blocks 499 M.
 
 Objective (Esser et al. 2024, SD3): x_t = (1 - sigma) x_0 + sigma * noise, the network predicts the velocity
-noise - x_0 (MSE, uniform weighting), sigma drawn logit-normal (mean 0, std 1) and shifted by the schedule's shift
-(3.0 for SD3-medium) through the scheduler's own table. The KD methods compare student and teacher velocities. A
-caption is replaced by the empty caption 10 % of the time (for guidance); the teacher gets the same captions.
+noise - x_0 (MSE, uniform weighting), sigma drawn logit-normal (mean 0, std 1; diffusers'
+compute_density_for_timestep_sampling) and shifted by the schedule's shift (3.0 for SD3-medium) through the
+scheduler's own table. The KD methods compare student and teacher velocities. A caption is replaced by the empty
+caption 10 % of the time (for guidance); the teacher gets the same captions.
 
-A captioned --data-dir becomes two caches, built once by all torchrun ranks and resumable: the VAE latents of every
-image and of its mirror image (for --flip), and the three text encoders' prompt embeddings (the encoders are then
-freed). --sample-batch-size bounds every VAE and sampling call (8 at 1024^2 on an 80 GB GPU); each sample has its own
-seeded noise. Ctrl-C checkpoints and exits 130; offline, metrics.json gets fid null and the reason.
+Loss scale: the paper preset uses per-element means (--loss-scale mean), as the authors' SD code does for every term
+(BK_SDM_EXP's kd_t2i.py: the diffusion MSE, OutKD, LIFT + PLACE with the |b0| + |b1 - 1| coarse term, lambda 1,
+clip 1; their repo has no SD3 code). A per-sample sum would be 262,144 times larger at 1024^2 and the clip at 1 would
+fire on every step.
+
+A captioned --data-dir (images with a .txt beside each, or a metadata.jsonl of {"file_name", "text"}) becomes two
+float16 .npy caches, built once by all torchrun ranks and resumable: the VAE latents of every image and of its mirror
+image (for --flip, on in the paper preset as in diffusers' SD3 script), and the three text encoders' prompt
+embeddings (the encoders run under no_grad and are then freed). Offline: the embedded captions through a stand-in
+text encoder (every word a fixed random vector seeded by its CRC32, at the config's joint_attention_dim and
+pooled_projection_dim; the empty caption is zeros) and the pixel-unshuffle stand-in latents.
+
+Sampling: FlowMatchEuler with guidance (paper preset: 28 steps, guidance 7.0, the pipeline's defaults), bf16 on a GPU.
+--sample-batch-size bounds every VAE and sampling call (paper: 8 at 1024^2, sized for an 80 GB GPU); each sample has
+its own seeded noise, so the size changes memory, not samples. FID through clean-fid against --fid-stats; offline,
+shape-FD and caption -> class accuracy. With --clip-model (a transformers CLIPModel and its processor, a hub id such
+as openai/clip-vit-large-patch14 or a directory) also the CLIP score of the same samples against their captions: the
+mean of 100 * max(0, cos(image, caption embedding)), as torchmetrics' CLIPScore computes it (Hessel et al. 2021,
+without their 2.5 weight). The CLIP model is loaded at start (a bad path fails before training) and kept on the CPU
+until the evaluation. Ctrl-C checkpoints and exits 130; offline, metrics.json gets fid null and the reason. GPU
+memory per student depth and batch (about 32 GiB per GPU for the paper preset): benchmarks/README.md.
+
+The hub path is tested offline: a test builds a whole SD3 pipeline of tiny random parts (the MMDiT, a 16-channel
+AutoencoderKL with SD3's shift and scale, two CLIP text encoders with projection, a T5 encoder, their tokenizers),
+saves it with save_pretrained, and runs this script with --teacher, --vae and --text-encoder all pointing at it and
+--clip-model at a saved tiny CLIP; the caption cache equals what the pipeline's encode_prompt gives, and training
+goes past its first backward (the cached embeddings carry no autograd graph).
+
+Tiny teacher (assets/tiny_sd3): 6 joint blocks, width 64, 0.89 M parameters (3.6 MB), trained on CPU by the command
+above (resumed once from step 500). With 28 Euler steps, guidance 2.0, 1000 samples: shape-FD 9.82 and caption ->
+class accuracy 0.30 (assets/tiny_sd3/reference_metrics.json); its samples follow the caption's colour, but the
+shapes are ragged blobs. The tiny preset's student is joint blocks 0 and 3 (288,432 parameters, 32.6 %); its
+measured run is in results/README.md.
 """
 import argparse
-import copy
 import os
-import time
 import zlib
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, apply_preset, backward, batch_latents, catch_interrupts,
-                    check_fid_stats, check_flags, checkpoint_or_stop, clip_gradients, compile_in_place, CSVLog,
-                    ema_update, fail, fid_or_null, inject_faults, kd_loss, load_checkpoint, log_row, micro_batches,
-                    release_interrupts, report_run, save_grid, setup_device, start_run)
-from data import batch_indices, build_cache, cache_latents, list_captioned_folder, make_shapes, to_model_range
-from lift import outkd_loss
-from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, sample_generators,
-                     shape_metrics, to_uint8)
-from models import (Distillee, FeatureHooks, LoadError, block_alignment, count_params, decode_latents,
-                    depth_teacher_student, encode_latents, latent_image_size, load_pretrained, load_vae, percent)
+from common import (FEATURE_KD, add_depth_args, add_training_args, autocast, backward, batch_latents,
+                    check_depth_args, clip_gradients, depth_models, diffusion_loss, ema_update, end_step, fail,
+                    fid_or_null, folder_latents, kd_loss, micro_batches, release_interrupts, report_run,
+                    resume_or_start, save_grid, setup_device, start_loop, start_run, student_and_ema,
+                    teacher_prediction)
+from data import batch_indices, build_cache, list_captioned_folder, make_shapes, to_model_range
+from metrics import (cached_reference, clip_scores, fid, guided_sample, load_classifier, load_clip, read_samples,
+                     sample_generators, shape_metrics, to_uint8, weights_digest, write_samples)
+from models import LoadError, decode_latents, latent_image_size, load_pretrained, load_vae, matched_blocks
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,6 +172,19 @@ def rows_of(table, idx, device):
     return torch.from_numpy(np.asarray(table[idx.numpy()])).float().to(device)
 
 
+def prompts(text, idx, device, drop=None):
+    """(tokens, pooled) of the captions idx in encode_captions' tables, as float32 on device; where drop is true,
+    those of the empty caption instead."""
+    if drop is not None:
+        idx = torch.where(drop, torch.full_like(idx, len(text[1]) - 1), idx)
+    return tuple(rows_of(table, idx, device) for table in text)
+
+
+def empty_caption(text):
+    """(tokens, pooled) of the empty caption on the CPU: the guidance null, which encode_captions keeps last."""
+    return prompts(text, torch.tensor([len(text[1]) - 1]), "cpu")
+
+
 @torch.no_grad()
 def sample(args, model, vae, tokens, pooled, null, seed, device, first=0):
     """uint8 images for the given prompt embeddings: guided flow-matching Euler sampling (bf16 autocast on GPU), then
@@ -171,44 +219,54 @@ def sampler_settings(args, n):
                 n_samples=n, sample_seed=args.seed, noise="one generator per sample")
 
 
-def evaluate(args, model, vae, encode, null, device, n, clip=None):
-    """FID (clean-fid, --fid-stats) for real data; offline: shape-FD and caption -> class accuracy of samples.
-    Given a CLIP model (--clip-model), also the mean CLIP score of the same samples against their captions."""
-    settings = sampler_settings(args, n)
-    scores = []                                      # CLIP scores of the samples, when a CLIP model is given
+def evaluate(args, model, vae, encode, null, device, n, clip=None, rank=0, world=1, name="student"):
+    """Metrics of n guided samples, made by every rank into OUT/fid_samples/NAME/ (PNG files, the same for any number
+    of processes): FID (clean-fid, --fid-stats) for real data; offline shape-FD and caption -> class accuracy. Given
+    a CLIP model (--clip-model), also the mean CLIP score of the samples against their captions. Rank 0 returns
+    them, the other ranks None."""
+    real = args.data_dir is not None or args.fid_stats
+    if real:                                         # the dataset's captions in order, cycled
+        known = list_captioned_folder(args.data_dir)[1] if args.data_dir else [""]
+        captions, labels = [known[j % len(known)] for j in range(n)], None
+    else:
+        _, labels, captions = make_shapes(n, seed=args.seed + 1)                   # captions of unseen images
+    settings = dict(sampler_settings(args, n), captions="the data's, in order" if real else "embedded, seed + 1")
 
-    def with_clip(metrics):
-        if clip and scores:                          # none when FID stopped before sampling (offline)
-            metrics.update(clip_score=torch.cat(scores).mean().item(), clip_model=args.clip_model)
-        return metrics
-    if args.data_dir is not None or args.fid_stats:
-        captions = list_captioned_folder(args.data_dir)[1] if args.data_dir else [""]
-        made = [0]
-
-        def generate(b):                             # the dataset's captions in order, cycled
-            first, made[0] = made[0], made[0] + b
-            chosen = [captions[(first + k) % len(captions)] for k in range(b)]
-            tok, pool = encode(chosen)
-            images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device, first)
-            if clip:
-                scores.append(clip_scores(images, chosen, clip))
-            return images.to(device)
-        return with_clip(dict(settings, captions="the data's, in order", **fid_or_null(
-            lambda: fid(generate, n, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
-                        batch_size=args.sample_batch_size, device=str(device)), args.fid_mode)))
-    _, labels, captions = make_shapes(n, seed=args.seed + 1)                   # captions of unseen images
-    tok, pool = encode(captions)
-    images = sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device)
+    def generate(first, b):                          # sample j: caption j, its own noise generator
+        tok, pool = encode(captions[first:first + b])
+        return sample(args, model, vae, tok.float(), pool.float(), null, args.seed, device, first)
+    paths = write_samples(generate, n, os.path.join(args.out, "fid_samples", name),
+                          dict(settings, weights=weights_digest(model)), rank, world, args.sample_batch_size)
+    if rank != 0:
+        return None
+    if real:
+        metrics = dict(settings, fid_reference=args.fid_stats, **fid_or_null(
+            lambda: fid(paths, mode=args.fid_mode, stats=args.fid_stats, inception=args.fid_inception,
+                        batch_size=args.sample_batch_size, device=str(device)), args.fid_mode))
+    else:
+        metrics = dict(settings, **shape_metrics(read_samples(paths), load_classifier(device=device), labels))
     if clip:
-        scores.append(clip_scores(images, captions, clip))
-    return with_clip(dict(settings, captions="embedded, seed + 1",
-                          **shape_metrics(images, load_classifier(device=device), labels)))
+        metrics.update(clip_score=clip_scores(read_samples(paths), captions, clip).mean().item(),
+                       clip_model=args.clip_model)
+    return metrics
+
+
+def teacher_metrics(args, teacher, vae, encode, null, device, rank, world):
+    """The teacher's metrics under the student's protocol (--eval-teacher 1): its FID on real data; offline its
+    shape-FD and class accuracy, read from TEACHER/reference_metrics.json when measured with these settings."""
+    if args.data_dir is not None or args.fid_stats:
+        m = evaluate(args, teacher, vae, encode, null, device, args.fid_samples, None, rank, world, "teacher")
+        return m and dict(teacher_fid=m["fid"])
+    m = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
+                         lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples, None, rank,
+                                          world, "teacher"))
+    return m and dict(teacher_shape_fd=m["shape_fd"], teacher_class_accuracy=m["class_accuracy"])
 
 
 def sample_only(args):
     """--sample-from DIR: a grid of guided samples from a saved MMDiT, for captions of the embedded dataset."""
     from diffusers import SD3Transformer2DModel
-    device = setup_device(args.device)[2]
+    _, _, device = setup_device(args.device)
     model = load_pretrained(SD3Transformer2DModel, args.sample_from, subfolder="transformer").to(device)
     vae = load_vae(args.vae).to(device)
     encode = text_encoder(args, model.config, device)
@@ -222,6 +280,20 @@ def sample_only(args):
     print(f"wrote {len(images)} samples to {os.path.join(args.out, 'samples.png')} (captions in captions.txt)")
 
 
+def training_data(args, vae, image_size, config, rank, world, device):
+    """(latents or None, images or None, prompt embeddings (tokens, pooled; the empty caption last), n): a captioned
+    folder's VAE latents and prompt embeddings, each cached once (every rank a share; resumable), or the embedded
+    shapes (encoded per batch) with their captions' embeddings in memory. The text encoders are freed on return."""
+    encode = text_encoder(args, config, device)
+    if args.data_dir is not None:
+        files, captions = list_captioned_folder(args.data_dir)
+        cache = args.cache or os.path.join(args.out, "cache")
+        latents = folder_latents(args, files, vae, image_size, cache + "_latents.npy", rank, world, device)
+        return latents, None, encode_captions(encode, captions, cache, rank=rank, world=world), len(files)
+    images, _, captions = make_shapes(args.n_embedded, args.seed, image_size)
+    return None, images, encode_captions(encode, captions), len(images)
+
+
 def main(args):
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from diffusers.training_utils import compute_density_for_timestep_sampling
@@ -231,78 +303,40 @@ def main(args):
     clip = load_clip(args.clip_model) if args.clip_model and args.fid_samples and rank == 0 else None  # fails early; CPU
 
     # ---- teacher (frozen), student, EMA
-    teacher, student, keep = depth_teacher_student(SD3Transformer2DModel, args, device)
+    teacher, student, sizes = depth_models(SD3Transformer2DModel, args, device, rank)
     if device.type == "cuda":
         student.enable_gradient_checkpointing()     # activations recomputed per block: memory for batch size
-    cfg, depth = teacher.config, teacher.config.num_layers
-    teacher_params = count_params(teacher)
-    if args.kd == "none" and args.init == "random":
-        teacher = None                                # only its config was needed
-    vae = load_vae(args.vae).to(device)
+    cfg = student.config                             # the teacher's but for the number of blocks
     C, S = cfg.in_channels, cfg.sample_size
+    vae = load_vae(args.vae).to(device)
     image_size = latent_image_size(vae, C, S, device)
-    check_group_size(S * S, args.group_size) if args.kd == "place" else None
-    feature_kd = "featkd" in args.kd
-    encode = text_encoder(args, cfg, device)
-    null_tok, null_pool = encode([""])
-    example = ((torch.zeros(1, C, S, S, device=device),),
-               dict(encoder_hidden_states=null_tok.float().to(device), pooled_projections=null_pool.float().to(device),
+    if args.kd == "place":
+        check_group_size(S * S, args.group_size)
+    example = ((torch.zeros(1, C, S, S, device=device),),                # one caption token: only widths matter
+               dict(encoder_hidden_states=torch.zeros(1, 1, cfg.joint_attention_dim, device=device),
+                    pooled_projections=torch.zeros(1, cfg.pooled_projection_dim, device=device),
                     timestep=torch.zeros(1, device=device)))
-    teacher_hooks = None
-    if feature_kd:                                   # student block j <-> the teacher block before the next kept one
-        teacher_hooks = FeatureHooks([teacher.transformer_blocks[i] for i in block_alignment(keep, depth)])
-        teacher(*example[0], **example[1])
-    model = Distillee(student, list(student.transformer_blocks) if feature_kd else (),
-                      teacher_hooks.pop() if feature_kd else None, example).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if args.compile:                                 # after the EMA copy, which stays eager
-        compile_in_place(model)
-    sizes = dict(student_params=count_params(student), teacher_params=teacher_params, kept_blocks=keep,
-                 percent_of_teacher=percent(count_params(student), teacher_params))
-    if rank == 0:
-        print(f"student keeps joint blocks {keep} of {depth}: {sizes['student_params'] / 1e6:.3f} M parameters "
-              f"({sizes['percent_of_teacher']} % of the teacher's {teacher_params / 1e6:.3f} M)")
+    layers = matched_blocks(student, teacher, sizes["kept_blocks"]) if args.kd in FEATURE_KD else None
+    model, ema, teacher_hooks = student_and_ema(args, student, teacher, example, layers)
 
     # ---- data: latents and prompt embeddings, cached (a captioned folder) or in memory (the embedded shapes)
-    if args.data_dir is not None:
-        files, captions = list_captioned_folder(args.data_dir)
-        cache = args.cache or os.path.join(args.out, "cache")
-        encode_images = lambda u, g: encode_latents(vae, to_model_range(u).to(device), g, args.sample_batch_size)
-        latents = cache_latents(files, image_size, encode_images, cache + "_latents.npy", rank, world)  # once, shared
-        text = encode_captions(encode, captions, cache, rank=rank, world=world)
-        images, n_data = None, len(files)
-    else:
-        images, _, captions = make_shapes(args.n_embedded, args.seed, image_size)
-        latents, n_data = None, len(images)
-        text = encode_captions(encode, captions)
-    del encode                                       # the text encoders are not needed past the cache
+    latents, images, text, n_data = training_data(args, vae, image_size, cfg, rank, world, device)
 
     # ---- optimizer, resume
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0)
-    start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
-    if rank == 0 and start:
-        print(f"resumed from step {start}")
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    start, train_model = resume_or_start(args, model, ema, optimizer, rank, world, device)
     flow = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=args.shift)
-    log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS, start) if rank == 0 else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    first = torch.arange(min(64, n_data))
-    grid_text = rows_of(text[0], first, "cpu"), rows_of(text[1], first, "cpu")            # fixed captions for grids
-    null = rows_of(text[0], torch.tensor([n_data]), "cpu"), rows_of(text[1], torch.tensor([n_data]), "cpu")
+    student_autocast = autocast(device)
 
     # ---- training loop
-    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    busy, peak = 0.0, None
-    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
-    for step in bar:
-        tic = time.time()
+    grid_text, null = prompts(text, torch.arange(min(64, n_data)), "cpu"), empty_caption(text)   # fixed grid captions
+    loop = start_loop(args, start, rank, world, device, model, ema, optimizer,
+                      grid=lambda: sample(args, ema.student, vae, *grid_text, null, 0, device))
+    for step in loop.bar:
         idx = batch_indices(n_data, args.batch_size, step, args.seed, rank, world)
         x0 = batch_latents(args, idx, latents, images, vae, device)              # (B, C, S, S), flipped or not
-        drop = torch.rand(len(idx)) < args.caption_dropout                      # -> the empty caption (last row)
-        c = torch.where(drop, torch.full_like(idx, n_data), idx)                 # the same captions for both networks
-        enc, pooled = rows_of(text[0], c, device), rows_of(text[1], c, device)
+        drop = torch.rand(len(idx)) < args.caption_dropout                      # -> the empty caption
+        enc, pooled = prompts(text, idx, device, drop)                           # the same captions for both networks
         noise = torch.randn_like(x0)
         u = compute_density_for_timestep_sampling("logit_normal", len(x0), logit_mean=0.0, logit_std=1.0)
         i = (u * flow.config.num_train_timesteps).long()
@@ -311,47 +345,33 @@ def main(args):
         target = noise - x0                                                      # the velocity
         optimizer.zero_grad(set_to_none=True)
         for xt, t, enc, pooled, target in micro_batches(train_model, args.grad_accum, xt, t, enc, pooled, target):
-            with autocast:
+            with student_autocast:
                 v_s, feats_s = train_model(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t)
-                v_t, feats_t = None, []
-                if teacher is not None and args.kd != "none":
-                    with torch.no_grad():
-                        v_t = teacher(xt, encoder_hidden_states=enc, pooled_projections=pooled, timestep=t).sample
-                        feats_t = teacher_hooks.pop() if feature_kd else []
-            diffusion = outkd_loss(v_s, target, reduction=args.loss_scale).loss     # flow-matching MSE on the KD scale
-            kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t) if v_t is not None else (diffusion.new_zeros(()), None)
+                v_t, feats_t = teacher_prediction(args, teacher, teacher_hooks, xt, encoder_hidden_states=enc,
+                                                  pooled_projections=pooled, timestep=t)
+            diffusion = diffusion_loss(v_s, target, args.loss_scale)               # flow-matching MSE
+            kd, fit = kd_loss(args, v_s, v_t, feats_s, feats_t)
             loss = diffusion + args.kd_weight * kd
             backward(loss, args, step)
-        peak = clip_gradients(model, args, peak)
+        grad_norm = clip_gradients(model, args)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
-        done, busy = step + 1, busy + time.time() - tic
-        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
-
-        if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = log_row(args, done, loss, diffusion, kd, fit, v_s, v_t, busy, peak)
-            log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w") if k in row})
-            busy, peak = 0.0, None
-        if rank == 0 and done % args.sample_every == 0:
-            grid = sample(args, ema.student, vae, *grid_text, null, 0, device)
-            save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer)
+        end_step(loop, step, grad_norm, loss, diffusion, kd, fit, v_s, v_t)      # log, grid, checkpoint
 
     # ---- final save and evaluation
     release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
-        metrics = dict(method=args.kd, steps=args.steps, **sizes)
-        if args.fid_samples:
-            encode = text_encoder(args, cfg, device)
-            null = tuple(v.float() for v in encode([""]))
-            clip = (clip[0].to(device), clip[1]) if clip else None
-            metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip))
-            if args.eval_teacher and teacher is not None and args.data_dir is None and not args.fid_stats:
-                ref = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
-                                       lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples))
-                metrics.update(teacher_shape_fd=ref["shape_fd"], teacher_class_accuracy=ref["class_accuracy"])
+    metrics = dict(method=args.kd, steps=args.steps, **sizes)
+    if args.fid_samples:                             # every rank samples its share; rank 0 scores
+        encode = text_encoder(args, cfg, device)
+        null = tuple(v.float() for v in encode([""]))
+        clip = (clip[0].to(device), clip[1]) if clip else None
+        metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip, rank, world)
+                       or {})
+        if args.eval_teacher and teacher is not None:
+            metrics.update(teacher_metrics(args, teacher, vae, encode, null, device, rank, world) or {})
+    if rank == 0:
         report_run(args, metrics)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -361,35 +381,19 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="LIFT + PLACE distillation of SD3's MMDiT into fewer joint blocks.")
     add_training_args(parser, teacher_help="hub id or directory: an SD3 pipeline or an SD3Transformer2DModel alone")
     parser.set_defaults(out="runs/sd3")
-    student = parser.add_mutually_exclusive_group()
-    student.add_argument("--student-depth", type=int, help="keep this many evenly spaced joint blocks")
-    student.add_argument("--keep-blocks", type=lambda s: [int(i) for i in s.split(",")],
-                         help="explicit joint blocks to keep, e.g. 0,6,12,18")
-    parser.add_argument("--init", choices=["teacher", "random"], default="teacher",
-                        help="student weights from the kept teacher blocks, or random (to train a teacher)")
+    add_depth_args(parser, "joint blocks", "0,6,12,18")
     parser.add_argument("--vae", help="AutoencoderKL hub id or directory (an SD3 pipeline's vae/), or pixel-unshuffle")
     parser.add_argument("--text-encoder", help="SD3 pipeline (hub id or directory) whose encoders fill the cache, "
                                                "or stand-in (offline)")
     parser.add_argument("--cache", help="prefix of the latent and prompt-embedding caches (default OUT/cache)")
     parser.add_argument("--flip", type=int, choices=[0, 1], help="random horizontal flip of training images")
-    parser.add_argument("--sample-batch-size", type=int, help="images per sampling call and per VAE call (memory); "
-                                                              "the samples do not depend on it")
     parser.add_argument("--caption-dropout", type=float, default=0.1, help="caption -> empty caption rate")
     parser.add_argument("--shift", type=float, default=3.0, help="the flow schedule's shift (SD3-medium's config: 3.0)")
-    parser.add_argument("--sample-steps", type=int)
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale")
     parser.add_argument("--clip-model", help="CLIP score of the evaluation samples against their captions with this "
                                              "CLIPModel (hub id or directory, e.g. openai/clip-vit-large-patch14)")
-    parser.add_argument("--sample-from", help="only sample: a saved student directory; writes OUT/samples.png")
-    args = parser.parse_args(argv)
-    apply_preset(args, PRESETS)
-    if args.keep_blocks:
-        args.student_depth = None
-    check_flags(args, [("student_depth", lambda v: v >= 1, ">= 1"), ("sample_steps", lambda v: v >= 1, ">= 1"),
-                       ("sample_batch_size", lambda v: v >= 1, ">= 1"), ("guidance", lambda v: v >= 0, ">= 0"),
-                       ("caption_dropout", lambda v: 0 <= v <= 1, "in [0, 1]"), ("shift", lambda v: v > 0, "> 0")])
-    check_fid_stats(args)
-    return args
+    return check_depth_args(parser.parse_args(argv), PRESETS, [("caption_dropout", lambda v: 0 <= v <= 1, "in [0, 1]"),
+                                                                ("shift", lambda v: v > 0, "> 0")])
 
 
 if __name__ == "__main__":

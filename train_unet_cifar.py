@@ -3,51 +3,140 @@
 The paper's DDPM setting (Han, Yeo, Yoo, "LIFT and PLACE", CVPR 2026, Table 1). Its students are pruned from the
 teacher by Diff-Pruning's Taylor pruner and inherit the teacher's weights (`--prune-ratio`, PAPER.md): 90 % of the
 CelebA-64 DDIM teacher (78.7 M) is 1.312 M, 90 % of google/ddpm-cifar10-32 (35.7 M) is 0.661 M, with one channel per
-GroupNorm group. The paper presets fine-tune them with the authors' recipe: Adam 2e-4 (betas 0.9, 0.999), grad clip 1,
-dropout 0.1, antithetic timesteps, random flip, EMA 0.9999 from the pruned weights without warm-up, losses summed per
-sample; `--kd place` is their "Ours": LIFT + PLACE (K = 16) plus a 1e-6 FitNet term (`--place-fitnet 0` drops it).
-`--student-width` is the other kind of student: a randomly initialised narrow copy (NOT the paper's).
+GroupNorm group. The paper presets fine-tune them with the authors' recipe: Adam 2e-4 (betas 0.9, 0.999, no weight
+decay), grad clip 1, dropout 0.1, antithetic timesteps (t and 999 - t in pairs), random flip, EMA 0.9999 from the
+pruned weights without warm-up, losses summed per sample; `--kd place` is their "Ours": LIFT + PLACE (K = 16) plus
+a 1e-6 FitNet term (`--place-fitnet 0` drops it). `--student-width` is the other kind of student: a randomly
+initialised narrow copy (NOT the paper's).
 
     # offline, CPU, ~9 minutes: the shipped tiny teacher, its shipped 70 %-pruned student, the embedded shapes
     python train_unet_cifar.py --preset tiny --out runs/tiny_place
-    # the paper's Table 1 on a GPU: ermongroup/ddim's CelebA-64 checkpoint and CelebA's img_align_celeba/ folder
-    python train_unet_cifar.py --preset celeba --teacher ckpt.pth --data-dir img_align_celeba --out runs/celeba_place
-    # the same regime on CIFAR-10 (CIFAR-10 python tarball; FID against clean-fid's CIFAR-10 train statistics)
-    torchrun --nproc_per_node 8 train_unet_cifar.py --preset paper --data-dir cifar-10-python.tar.gz --out runs/c
-    # resume after a crash, sample from a saved student
+    # the paper's Table 1 on a GPU: ermongroup/ddim's CelebA-64 checkpoint (78.7 M) -> 90 % Taylor-pruned (1.312 M)
+    python train_unet_cifar.py --preset celeba --teacher ckpt.pth --data-dir img_align_celeba --out runs/celeba90
+    # Table 1's other ratios and baselines
+    python train_unet_cifar.py --preset celeba --teacher ckpt.pth --data-dir img_align_celeba --prune-ratio 0.7 \
+        --kd none|outkd|featkd|outkd+featkd|place --out runs/celeba70_X
+    # the same regime on CIFAR-10: google/ddpm-cifar10-32 (35.7 M) -> 90 % pruned (0.661 M, 1.85 %); CIFAR-10 python
+    # tarball; FID against clean-fid's CIFAR-10 train statistics
+    torchrun --nproc_per_node 8 train_unet_cifar.py --preset paper --data-dir cifar-10-python.tar.gz --out runs/cifar90
+    # resume after a crash or Ctrl-C; sample from a saved student
     python train_unet_cifar.py --preset tiny --out runs/tiny_place --resume
     python train_unet_cifar.py --sample-from runs/tiny_place/student --n-samples 64 --out runs/grid
+    # remake the shipped 70 %-pruned student (the paper's pruner, Taylor pass over every 10th t)
+    python train_unet_cifar.py --preset tiny --prune-ratio 0.7 --taylor-t-stride 10 --steps 1 --fid-samples 0 \
+        --out runs/p70 && cp runs/p70/pruned_init/* assets/tiny_unet_pruned70/
     # keep the CelebA teacher as a diffusers model (then --teacher celeba_teacher)
     python -c "import models; models.load_ddim_checkpoint('ckpt.pth').save_pretrained('celeba_teacher')"
     # re-train the shipped tiny teacher (no teacher needed with --kd none; width 1 = its own architecture; a GPU: 7 min)
     python train_unet_cifar.py --preset tiny --kd none --student-width 1 --steps 10000 --batch-size 64 --lr 5e-4 \
         --loss-scale mean --n-embedded 50000 --out runs/tiny_teacher
 
-Pruning runs once, on rank 0, before training (`--taylor-t-stride` > 1 samples fewer timesteps than the paper's
-1000 passes) and is kept in OUT/pruned_init/, which a resumed run reloads. An image folder is scored against FID
-statistics of its own images as trained on (crop, size), computed once and cached in OUT/fid_stats.npz (or
---fid-stats); CIFAR-10 against clean-fid's statistics. Without Inception weights (offline) metrics.json gets
-fid null and the reason.
+Presets fill every flag you do not give; an explicit flag always wins.
+
+    preset  teacher; data; student; steps x batch; metric
+    celeba  --teacher DDIM checkpoint (EMA entry); --data-dir CelebA, DDIM's crop, 64^2; pruned 90 % (Taylor);
+            500k x 96; FID of 50k samples, 100 DDIM steps, no x0 clipping
+    paper   google/ddpm-cifar10-32; --data-dir CIFAR-10; pruned 90 % (Taylor); 100k x 128; FID of 50k samples,
+            100 DDIM steps, x0 clipped
+    tiny    assets/tiny_unet (0.77 M); embedded shapes; assets/tiny_unet_pruned70 (70 %, 16.6 %); 1500 x 64;
+            shape-FD of 1000 samples, 50 DDIM steps
+    smoke   as tiny; 4 x 8; shape-FD of 16 samples, 4 DDIM steps
+
+The paper presets follow the authors' Diff_Pruning_EXP code, read line by line (PAPER.md). FitNet (`--kd featkd`)
+is theirs: a bias-free 1x1 conv per tap from the student's width to the teacher's, initialised U(-0.005, 0.005),
+squared error summed over C*H*W of every down, middle and up resnet, attention and resample output (41 taps on the
+CelebA U-Net, 34 on CIFAR-10's); weight lambda alone, 1e-6 beside OutKD. The loss is diffusion MSE + --kd-weight *
+KD, both on --loss-scale sum (per sample, then the batch mean, as the released DDPM code) or mean. The tiny presets
+start from the shipped 70 %-pruned student and keep flip, antithetic t and dropout, but scale lr (1e-3) and EMA
+(0.999 with warm-up) to 1500 steps, drop the FitNet term and run the teacher's forward in bf16 (--bf16-teacher 1),
+to fit a CPU budget.
+
+Pruned students (--prune-ratio R, models.prune_unet) are made as Diff-Pruning's taylor/ours pruner makes them:
+torch-pruning's dependency graph couples the layers that must lose the same channels; each coupled group is scored
+by first-order Taylor importance |w * dL/dw| (--prune-importance taylor; magnitude is Diff-Pruning's L2 baseline),
+the gradient of the per-sample-summed noise-prediction loss accumulated over every t = 0..999 on one batch of 64
+training images with one noise draw; one step then removes C - int(C * (1 - R)) of every group's C channels,
+conv_out excepted. A group feeding a GroupNorm of 32 groups loses floor(that / 32) in the same slots of every norm
+group, so norm groups are kept and at 90 % each holds ONE channel (per-channel normalisation). The widths do not
+depend on the importance; the sizes match the authors' (tested on the real configs, random weights):
+
+    teacher -> student                      first-level widths        parameters  MACs / image  % of teacher
+    CelebA-64 DDIM teacher                  128, 256, 256, 256, 512   78.70 M     23.88 G       100
+      pruned 50 %                           64, 128, 128, 128, 256    19.714 M    5.98 G        25.05
+      pruned 70 %                           64, 96, 96, 96, 160       9.253 M     4.17 G        11.76
+      pruned 90 %                           32, 32, 32, 32, 64        1.312 M     0.76 G        1.67
+    google/ddpm-cifar10-32                  128, 256, 256, 256        35.75 M     6.05 G        100
+      pruned 90 %                           32, 32, 32, 32            0.661 M     0.19 G        1.85
+      --student-width 0.125 (random init)   16, 32, 32, 32            0.565 M                   1.58
+
+The Taylor pass is 1,000 forward + backward passes of the teacher (about a minute on a GPU for the CIFAR teacher);
+--taylor-t-stride S takes every S-th t instead: on a small U-Net, stride 10 kept all but 4 of the 939 channels that
+stride 1 keeps (stride 50: 45 differ, 250: 106; tests/test_pruning.py). Pruning runs once, on rank 0, before
+training, into OUT/pruned_init/, which every rank and a resumed run load. Attention and time-embedding widths are
+pruned on their own, so a pruned student is not expressible as a UNet2DModel config: it is saved with save_pretrained
+(the teacher's config plus pruned_from_teacher) and models.load_unet rebuilds it from the shapes of its weights
+(--sample-from and --resume use it).
+
+The CelebA-64 teacher: --teacher ckpt.pth takes ermongroup/ddim's checkpoint (a state dict, or DDIM's training list
+[model, optimizer, epoch, step, ema] with module. prefixes) and converts it into a diffusers UNet2DModel
+(models.load_ddim_checkpoint; outputs equal an independent forward of the original architecture to 2e-6, tested).
+--teacher-weights ema (default) takes the EMA entry: what DDIM samples with, and what the authors' pruning script
+loads (--use_pretrained reads DDIM's ema_celeba weights); model takes the raw entry. Data: img_align_celeba/ through
+DDIM's crop (the 128^2 box at row 57, column 25 of the 178x218 images), bilinear resize to 64^2. Sampling as DDIM's
+code: 100 steps, uniform skip (diffusers' "leading" spacing), eta 0, no x0 clipping (--clip-sample 0; every run
+records clip_sample).
+
+Where this differs from the authors' DDPM runs: their U-Net is DDIM's own Model; here it is diffusers' UNet2DModel
+holding the converted weights (equal outputs). Their pruner is a copy of torch-pruning vendored in their repo; here
+torch-pruning 1.6's dependency graph and importance with the channel counts their copy gives (1.6 counts per norm
+group and would leave one-channel-per-group layers unpruned), sizes equal to 0.1 %. Which entry of DDIM's checkpoint
+they distilled from is not certain (--teacher-weights). Their no-KD and "Ours" paths crash as released (PAPER.md);
+here every method runs. The paper preset (CIFAR-10) is not in their Table 1: it applies their recipe to the public
+CIFAR-10 teacher with Diff-Pruning's CIFAR-10 schedule. The tiny presets are a CPU demonstration at a milder ratio
+(70 %), not the paper's 90 % regime.
+
+A run writes to --out: args.json; log.csv (step, loss, diffusion, kd, coarse, fine, w, slope, intercept, the largest
+pre-clip gradient norm since the row before, lr, steps/s; methods without a fit of their own log the per-(sample,
+channel) LIFT fit as a probe); curves.png (those columns over the steps); eval.csv with --eval-every N (the student's
+and its EMA's diffusion loss and distance to the teacher on a fixed held-out set of (x0, t, noise));
+samples_STEP.png (fixed-seed EMA grids); ckpt_STEP/ (safetensors weights + training state with every process's random
+state, written to a temp dir and renamed; `latest` names the newest); student/ (the EMA student, save_pretrained,
+with a model card README.md: teacher, method, size, metrics with their settings, the command); metrics.json (metric,
+all sampler and metric settings, sizes, all arguments). Ctrl-C finishes the step and checkpoints; --resume restores
+student, EMA, optimizer, step and RNG states, skipping an unreadable newest checkpoint with a warning; batches are a
+function of the step. --grad-accum N (each step's batch in N parts, one backward each: the same update with less
+memory; LIFT's w and PLACE's groups are then per part, as they are per process under torchrun) and --compile 1
+(torch.compile of the student in place, random ops on torch's generator as in eager mode) work in all three scripts.
+
+FID: DDIM from the EMA student; clean-fid, default mode legacy_pytorch (= pytorch-fid, as Diff-Pruning reports);
+all settings are written beside the number. The reference is always the training data's own: CIFAR-10 against
+clean-fid's CIFAR-10 train statistics; an image folder (CelebA) against statistics of its own images as trained on
+(same crop and size), computed once through clean-fid and cached in OUT/fid_stats.npz (or --fid-stats, which an
+existing file there replaces); metrics.json names the reference. On CIFAR-10 expect a higher FID than with "quad"
+spacing (the teacher: about 5.7 uniform vs 4.2 quad at 100 DDIM steps, PAPER.md). Offline, clean-fid cannot download
+its Inception weights: pass --fid-inception FILE (copied to where clean-fid looks:
+<system temp>/inception-2015-12-05.pt for clean/legacy_tensorflow, torch hub's
+checkpoints/pt_inception-2015-12-05-6726825d.pth for legacy_pytorch);
+without it the run still ends with metrics.json, fid null and the reason. On the embedded shapes the metric is
+shape-FD (metrics.py; not an FID), with the teacher's, from the same sampler and sample count, written beside it.
 """
 import argparse
-import copy
 import math
 import os
 import shutil
-import time
 
 import torch
-from tqdm import tqdm
 
-from common import (LOG_COLUMNS, add_training_args, antithetic_timesteps, apply_preset, backward, catch_interrupts,
-                    check_flags, checkpoint_or_stop, clip_gradients, compile_in_place, CSVLog, ema_update, fail,
-                    fid_or_null, inject_faults, kd_loss, load_checkpoint, log_row, micro_batches, random_flip,
-                    release_interrupts, report_run, save_grid, setup_device, start_run)
+from common import (FEATURE_KD, add_training_args, antithetic_timesteps, apply_preset, autocast, backward,
+                    check_flags, clip_gradients, CSVLog, diffusion_loss, ema_update, end_step, fail, fid_or_null,
+                    kd_loss, micro_batches, random_flip, release_interrupts, report_run, resume_or_start, save_grid,
+                    setup_device, start_loop, start_run, student_and_ema, teacher_prediction)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
-from metrics import cached_reference, ddim_sample, fid, load_classifier, reference_stats, shape_metrics
-from models import (Distillee, FeatureHooks, LoadError, count_macs, count_params, load_ddim_checkpoint, load_pretrained,
-                    load_unet, percent, prune_unet, set_dropout, unet_feature_layers, width_student)
+from metrics import (cached_reference, ddim_sample, fid, load_classifier, read_samples, reference_stats,
+                     shape_metrics, weights_digest, write_samples)
+from models import (LoadError, count_macs, count_params, load_ddim_checkpoint, load_pretrained, load_unet, percent,
+                    prune_unet, set_dropout, unet_feature_layers, width_student)
 from place import check_group_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,6 +186,16 @@ def load_teacher(args, device):
     return teacher.to(device).requires_grad_(False).eval()
 
 
+def teacher_or_config(args, device):
+    """(the frozen teacher or None, its config): the teacher is loaded only where something needs it (KD, pruning,
+    --eval-every); a student trained alone (--kd none) needs only its config."""
+    from diffusers import UNet2DModel
+    if args.kd != "none" or args.prune_ratio is not None or args.eval_every > 0:
+        teacher = load_teacher(args, device)
+        return teacher, dict(teacher.config)
+    return None, load_pretrained(UNet2DModel, args.teacher, subfolder="unet", config_only=True)
+
+
 def make_student(args, teacher, teacher_config, images, rank, world, device):
     """The student: the teacher pruned by --prune-ratio (the paper's; made once on rank 0 and kept in
     OUT/pruned_init, which every rank and a resumed run load), a saved one (--student-init), or the teacher's
@@ -122,6 +221,24 @@ def make_student(args, teacher, teacher_config, images, rank, world, device):
     return set_dropout(load_unet(init), args.dropout)
 
 
+def student_sizes(student, teacher, teacher_config, example, rank):
+    """The student's parameters, MACs per image (one forward pass of example) and share of the teacher, for
+    metrics.json; rank 0 prints them, with a warning when the student is too narrow to represent per-pixel noise."""
+    from diffusers import UNet2DModel
+    teacher_params = count_params(teacher if teacher is not None else UNet2DModel.from_config(teacher_config))
+    sizes = dict(student_params=count_params(student), teacher_params=teacher_params,
+                 student_macs=count_macs(student, *example[0]),
+                 percent_of_teacher=percent(count_params(student), teacher_params))
+    if rank == 0:
+        print(f"student {sizes['student_params'] / 1e6:.3f} M parameters ({sizes['percent_of_teacher']} % of the "
+              f"teacher's {teacher_params / 1e6:.3f} M), {sizes['student_macs'] / 1e9:.3f} G MACs per image")
+        width, channels = student.conv_in.out_channels, student.conv_in.in_channels
+        if width < channels:                          # 2 x H x W numbers cannot hold 3 x H x W of noise
+            print(f"warning: the student's full-resolution blocks have {width} channels, fewer than the image's "
+                  f"{channels}: it cannot represent per-pixel noise, and its samples stay noisy (README, study)")
+    return sizes
+
+
 HELDOUT_SEED = 999_983          # the --eval-every set: shapes drawn with this seed are in no training set or reference
 
 
@@ -140,8 +257,29 @@ def heldout_losses(unet, xt, t, noise, eps_teacher, reduction, batch=128):
     was_training = unet.training
     eps = torch.cat([unet.eval()(xt[i:i + batch], t[i:i + batch]).sample for i in range(0, len(xt), batch)])
     unet.train(was_training)
-    return (outkd_loss(eps, noise, reduction=reduction).loss.item(),
-            outkd_loss(eps, eps_teacher, reduction=reduction).loss.item())
+    return diffusion_loss(eps, noise, reduction).item(), outkd_loss(eps, eps_teacher, reduction=reduction).loss.item()
+
+
+def heldout_evaluation(args, images, size, teacher, alphas, model, ema, start, device):
+    """(evaluate(step), the teacher's diffusion loss) of --eval-every, on rank 0: the fixed held-out (x_t, t, noise)
+    and the teacher's predictions there, made once; evaluate writes the student's and its EMA's diffusion loss and
+    distance to the teacher to OUT/eval.csv (run here for step 0 of a fresh run)."""
+    x0, t, noise = (v.to(device) for v in heldout_set(args, images, size))
+    a = alphas[t].view(-1, 1, 1, 1)
+    held = dict(xt=a.sqrt() * x0 + (1 - a).sqrt() * noise, t=t, noise=noise, reduction=args.loss_scale)
+    with torch.no_grad():
+        held["eps_teacher"] = torch.cat([teacher(held["xt"][i:i + 128], t[i:i + 128]).sample
+                                         for i in range(0, len(t), 128)])
+    eval_log = CSVLog(os.path.join(args.out, "eval.csv"), EVAL_COLUMNS, start)
+
+    def evaluate_heldout(step):
+        d, td = heldout_losses(model.student, **held)
+        ema_d, ema_td = heldout_losses(ema.student, **held)
+        eval_log.write(dict(step=step, diffusion=f"{d:.6g}", teacher_dist=f"{td:.6g}", ema_diffusion=f"{ema_d:.6g}",
+                            ema_teacher_dist=f"{ema_td:.6g}"))
+    if start == 0:
+        evaluate_heldout(0)
+    return evaluate_heldout, diffusion_loss(held["eps_teacher"], noise, args.loss_scale).item()
 
 
 def fid_reference(args, images, device):
@@ -158,37 +296,45 @@ def fid_reference(args, images, device):
     return path, f"{about} (statistics in {path})"
 
 
-def evaluate(args, unet, schedule, images, device, n):
-    """Metrics of n DDIM samples from unet: FID (clean-fid) on real data, shape-FD + accuracy on the embedded set."""
+def evaluate(args, unet, schedule, images, device, n, rank=0, world=1, name="student"):
+    """Metrics of n DDIM samples from unet, made by every rank into OUT/fid_samples/NAME/ (PNG files, the same for
+    any number of processes): FID (clean-fid) on real data, shape-FD + accuracy on the embedded set. Rank 0 returns
+    them, the other ranks None."""
     settings = dict(sampler="DDIM", ddim_steps=args.ddim_steps, eta=args.eta, timestep_spacing="leading",
                     clip_sample=schedule["clip_sample"], n_samples=n, sample_seed=args.seed)
-    if args.data_dir is None and not args.fid_stats:
-        samples = ddim_sample(unet, schedule, n, args.ddim_steps, args.eta, seed=args.seed, device=device)
-        return dict(settings, **shape_metrics(samples, load_classifier(device=device)))
-    calls = iter(range(1 << 62))
 
-    def generate(b):                                 # clean-fid asks for batches; each batch has its own seed
-        seed = args.seed * 1_000_003 + next(calls)
-        return ddim_sample(unet, schedule, b, args.ddim_steps, args.eta, seed=seed, device=device).to(device)
+    def generate(first, b):                          # sample j draws its noise from its own generator
+        return ddim_sample(unet, schedule, b, args.ddim_steps, args.eta, seed=args.seed, device=device, first=first)
+    paths = write_samples(generate, n, os.path.join(args.out, "fid_samples", name),
+                          dict(settings, weights=weights_digest(unet)), rank, world)
+    if rank != 0:
+        return None
+    if args.data_dir is None and not args.fid_stats:
+        return dict(settings, **shape_metrics(read_samples(paths), load_classifier(device=device)))
     reference = {}
 
     def compute():
         stats, reference["fid_reference"] = fid_reference(args, images, device)
-        return fid(generate, n, mode=args.fid_mode, stats=stats, inception=args.fid_inception, device=str(device))
+        return fid(paths, mode=args.fid_mode, stats=stats, inception=args.fid_inception, device=str(device))
     return dict(settings, **fid_or_null(compute, args.fid_mode), **reference)
 
 
-def teacher_reference(args, teacher, schedule, device):
-    """The teacher's shape-FD with the same sampler settings (cached in TEACHER/reference_metrics.json)."""
+def teacher_metrics(args, teacher, schedule, images, device, rank, world):
+    """The teacher's metric under the student's protocol (--eval-teacher 1): its FID on real data; offline its
+    shape-FD, read from TEACHER/reference_metrics.json when measured with these settings (the shipped teacher's)."""
+    if args.data_dir is not None or args.fid_stats:
+        m = evaluate(args, teacher, schedule, images, device, args.fid_samples, rank, world, "teacher")
+        return m and dict(teacher_fid=m["fid"])
     settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, clip_sample=schedule["clip_sample"],
                     n_samples=args.fid_samples, sample_seed=args.seed)
-    return cached_reference(args.teacher, settings,
-                            lambda: evaluate(args, teacher, schedule, None, device, args.fid_samples))["shape_fd"]
+    m = cached_reference(args.teacher, settings, lambda: evaluate(args, teacher, schedule, images, device,
+                                                                   args.fid_samples, rank, world, "teacher"))
+    return m and dict(teacher_shape_fd=m["shape_fd"])
 
 
 def sample_only(args):
     """--sample-from DIR: load a saved student (or any UNet2DModel) and write a grid of DDIM samples."""
-    device = setup_device(args.device)[2]
+    _, _, device = setup_device(args.device)
     unet = load_unet(args.sample_from).to(device)
     schedule = dict(DDPM_SCHEDULE, clip_sample=bool(args.clip_sample))
     samples = ddim_sample(unet, schedule, args.n_samples, args.ddim_steps, args.eta, seed=args.seed, device=device)
@@ -198,82 +344,37 @@ def sample_only(args):
 
 
 def main(args):
-    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers import DDPMScheduler
     # ---- devices, seeds, run dir
     rank, world, device = start_run(args)
     schedule = dict(DDPM_SCHEDULE, clip_sample=bool(args.clip_sample))
 
     # ---- teacher (frozen), data, student, EMA
-    needs_teacher = args.kd != "none" or args.prune_ratio is not None or args.eval_every > 0
-    if needs_teacher:
-        teacher = load_teacher(args, device)
-        teacher_config = dict(teacher.config)
-    else:
-        teacher, teacher_config = None, load_pretrained(UNet2DModel, args.teacher, subfolder="unet", config_only=True)
+    teacher, teacher_config = teacher_or_config(args, device)
     size = teacher_config["sample_size"]
     crop = CELEBA_CROP if args.crop == "celeba" else None
-    images, labels = load_images(args.data_dir, size, args.n_embedded, seed=args.seed, crop=crop)  # teacher's size
-    check_group_size(size * size, args.group_size) if args.kd == "place" else None
+    images, _ = load_images(args.data_dir, size, args.n_embedded, seed=args.seed, crop=crop)    # the teacher's size
+    if args.kd == "place":
+        check_group_size(size * size, args.group_size)
     student = make_student(args, teacher, teacher_config, images, rank, world, device).to(device)
     example = ((torch.zeros(1, 3, size, size, device=device), torch.zeros(1, device=device, dtype=torch.long)), {})
-    feature_kd = "featkd" in args.kd or (args.kd == "place" and args.place_fitnet)
-    teacher_hooks = FeatureHooks(unet_feature_layers(teacher)) if feature_kd else None
-    if feature_kd:
-        teacher(*example[0])
-    model = Distillee(student, unet_feature_layers(student) if feature_kd else (),
-                      teacher_hooks.pop() if feature_kd else None, example, fitnet=True).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if args.compile:                                 # after the EMA copy, which stays eager
-        compile_in_place(model)
-    teacher_params = count_params(teacher) if teacher is not None else count_params(UNet2DModel.from_config(teacher_config))
-    sizes = dict(student_params=count_params(student), teacher_params=teacher_params,
-                 student_macs=count_macs(student, *example[0]),
-                 percent_of_teacher=percent(count_params(student), teacher_params))
-    if rank == 0:
-        print(f"student {sizes['student_params'] / 1e6:.3f} M parameters ({sizes['percent_of_teacher']} % of the "
-              f"teacher's {teacher_params / 1e6:.3f} M), {sizes['student_macs'] / 1e9:.3f} G MACs per image")
-        width, channels = student.conv_in.out_channels, student.conv_in.in_channels
-        if width < channels:                          # 2 x H x W numbers cannot hold 3 x H x W of noise
-            print(f"warning: the student's full-resolution blocks have {width} channels, fewer than the image's "
-                  f"{channels}: it cannot represent per-pixel noise, and its samples stay noisy (README, study)")
+    feature_kd = args.kd in FEATURE_KD or (args.kd == "place" and args.place_fitnet)    # FitNet, as the authors'
+    layers = (unet_feature_layers(student), unet_feature_layers(teacher)) if feature_kd else None
+    model, ema, teacher_hooks = student_and_ema(args, student, teacher, example, layers, fitnet=True)
+    sizes = student_sizes(student, teacher, teacher_config, example, rank)
 
-    # ---- optimizer, resume
+    # ---- optimizer, resume, the held-out set
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)      # betas (0.9, 0.999), eps 1e-8: the authors'
-    start = load_checkpoint(args.out, model, ema, optimizer, device) if args.resume else 0
-    if rank == 0 and start:
-        print(f"resumed from step {start}")
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    scheduler = DDPMScheduler(**DDPM_SCHEDULE)
-    T, alphas = scheduler.config.num_train_timesteps, scheduler.alphas_cumprod.to(device)
-    log = CSVLog(os.path.join(args.out, "log.csv"), LOG_COLUMNS, start) if rank == 0 else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    teacher_autocast = torch.autocast(device.type, dtype=torch.bfloat16,
-                                      enabled=device.type == "cuda" or bool(args.bf16_teacher))
-    if rank == 0 and args.eval_every:                # stability: the same (x0, t, noise) every --eval-every steps
-        x0, t, noise = (v.to(device) for v in heldout_set(args, images, size))
-        a = alphas[t].view(-1, 1, 1, 1)
-        held = dict(xt=a.sqrt() * x0 + (1 - a).sqrt() * noise, t=t, noise=noise, reduction=args.loss_scale)
-        with torch.no_grad():
-            held["eps_teacher"] = torch.cat([teacher(held["xt"][i:i + 128], t[i:i + 128]).sample for i in range(0, len(t), 128)])
-        teacher_heldout = outkd_loss(held["eps_teacher"], noise, reduction=args.loss_scale).loss.item()
-        eval_log = CSVLog(os.path.join(args.out, "eval.csv"), EVAL_COLUMNS, start)
-
-        def evaluate_heldout(step):
-            d, td = heldout_losses(model.student, **held)
-            ema_d, ema_td = heldout_losses(ema.student, **held)
-            eval_log.write(dict(step=step, diffusion=f"{d:.6g}", teacher_dist=f"{td:.6g}", ema_diffusion=f"{ema_d:.6g}",
-                                ema_teacher_dist=f"{ema_td:.6g}"))
-        if start == 0:
-            evaluate_heldout(0)
+    start, train_model = resume_or_start(args, model, ema, optimizer, rank, world, device)
+    T, alphas = DDPM_SCHEDULE["num_train_timesteps"], DDPMScheduler(**DDPM_SCHEDULE).alphas_cumprod.to(device)
+    heldout, teacher_heldout = (heldout_evaluation(args, images, size, teacher, alphas, model, ema, start, device)
+                                if rank == 0 and args.eval_every else (None, None))
+    student_autocast, teacher_autocast = autocast(device), autocast(device, cpu=bool(args.bf16_teacher))
 
     # ---- training loop
-    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    busy, peak = 0.0, None                           # seconds in training steps, largest grad norm, since the last row
-    interrupt = catch_interrupts()                   # Ctrl-C: finish the step, checkpoint, stop
-    for step in bar:
-        tic = time.time()
+    grid = lambda: ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
+    loop = start_loop(args, start, rank, world, device, model, ema, optimizer, grid, heldout)
+    for step in loop.bar:
         idx = batch_indices(len(images), args.batch_size, step, args.seed, rank, world)
         x0 = to_model_range(images[idx]).to(device)
         x0 = random_flip(x0) if args.flip else x0
@@ -286,47 +387,31 @@ def main(args):
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise                          # q(x_t | x_0), DDPM Eq. 4
         optimizer.zero_grad(set_to_none=True)
         for xt, t, noise in micro_batches(train_model, args.grad_accum, xt, t, noise):   # --grad-accum parts
-            with autocast:
+            with student_autocast:
                 eps_s, feats_s = train_model(xt, t)
-                eps_t, feats_t = None, []
-                if teacher is not None and args.kd != "none":
-                    with torch.no_grad(), teacher_autocast:
-                        eps_t = teacher(xt, t).sample
-                        feats_t = teacher_hooks.pop() if feature_kd else []
-            diffusion = outkd_loss(eps_s, noise, reduction=args.loss_scale).loss    # diffusion MSE on the KD scale
-            kd, fit = (kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT) if eps_t is not None
-                       else (diffusion.new_zeros(()), None))
+                with teacher_autocast:
+                    eps_t, feats_t = teacher_prediction(args, teacher, teacher_hooks, xt, t)
+            diffusion = diffusion_loss(eps_s, noise, args.loss_scale)        # L_simple, on the KD losses' scale
+            kd, fit = kd_loss(args, eps_s, eps_t, feats_s, feats_t, FITNET_WEIGHT)
             loss = diffusion + args.kd_weight * kd
             backward(loss, args, step)
-        peak = clip_gradients(model, args, peak)
+        grad_norm = clip_gradients(model, args)
         optimizer.step()
         ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
-        done, busy = step + 1, busy + time.time() - tic
-        inject_faults(done)                          # the resume tests' kill or Ctrl-C, when asked for
-
-        if rank == 0 and (done % args.log_every == 0 or done == args.steps):
-            row = log_row(args, done, loss, diffusion, kd, fit, eps_s, eps_t, busy, peak)
-            log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "kd", "w", "slope") if k in row})
-            busy, peak = 0.0, None
-        if rank == 0 and args.eval_every and done % args.eval_every == 0:
-            evaluate_heldout(done)
-        if rank == 0 and done % args.sample_every == 0:
-            grid = ddim_sample(ema.student, schedule, 64, args.ddim_steps, args.eta, seed=0, device=device)
-            save_grid(to_model_range(grid), os.path.join(args.out, f"samples_{done:08d}.png"))
-        checkpoint_or_stop(args, done, interrupt, world, device, bar, model, ema, optimizer)
+        end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t)   # log, eval, grid, checkpoint
 
     # ---- final save and evaluation
     release_interrupts()
     if rank == 0:
         ema.student.save_pretrained(os.path.join(args.out, "student"))
-        metrics = dict(method=args.kd, steps=args.steps, **sizes)
-        if args.eval_every:                          # the teacher's own diffusion loss on the --eval-every set
-            metrics["heldout_teacher_diffusion"] = teacher_heldout
-        if args.fid_samples:
-            metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples))
-            if args.eval_teacher and teacher is not None and args.data_dir is None:
-                metrics["teacher_shape_fd"] = teacher_reference(args, teacher, schedule, device)
+    metrics = dict(method=args.kd, steps=args.steps, **sizes)
+    if args.eval_every:                              # the teacher's own diffusion loss on the --eval-every set
+        metrics["heldout_teacher_diffusion"] = teacher_heldout
+    if args.fid_samples:                             # every rank samples its share
+        metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples, rank, world) or {})
+        if args.eval_teacher and teacher is not None:
+            metrics.update(teacher_metrics(args, teacher, schedule, images, device, rank, world) or {})
+    if rank == 0:
         report_run(args, metrics)
     if world > 1:
         torch.distributed.destroy_process_group()

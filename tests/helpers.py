@@ -26,6 +26,17 @@ def rows(out):
         return list(csv.DictReader(f))
 
 
+def run_kd_method(script, kd, out):
+    """Run script's smoke preset with --kd kd into out: exit 0, the four steps logged, each with a positive diffusion
+    loss and a KD loss that is positive unless --kd none. Returns the log rows and metrics.json."""
+    p = run_script(script, "--kd", kd, "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    log = rows(out)
+    assert [int(r["step"]) for r in log] == [1, 2, 3, 4]
+    assert all(float(r["diffusion"]) > 0 and (float(r["kd"]) > 0) == (kd != "none") for r in log)
+    return log, json.load(open(os.path.join(out, "metrics.json")))
+
+
 def assert_one_line_error(p, message):
     """A non-zero exit whose last stderr line is `error: ...message...`, with no traceback."""
     assert p.returncode != 0

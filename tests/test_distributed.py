@@ -97,3 +97,58 @@ def test_two_nodes_train_the_student_two_processes_on_one_node_train(tmp_path):
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     a, b = (load_file(os.path.join(tmp_path, d, "student", "diffusion_pytorch_model.safetensors")) for d in ("one", "two"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fid_samples_of_two_processes_are_the_samples_of_one(tmp_path):
+    """train_unet_cifar.py under torchrun (2 gloo processes) makes its final samples on both ranks into
+    OUT/fid_samples/student/: they are the samples one process draws from the saved student, and rank 0 scores them."""
+    out = str(tmp_path / "run")
+    p = run_script("train_unet_cifar.py", "--device", "cpu", "--threads", "1", "--fid-samples", "9", "--eval-teacher",
+                   "0", "--out", out, launcher=torchrun(free_port()))
+    assert p.returncode == 0, p.stderr[-2000:]
+    args = metrics.json.load(open(os.path.join(out, "args.json")))
+    paths = metrics.sample_paths(os.path.join(out, "fid_samples", "student"), 9)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                         # as the run: the same float summation order
+    one = metrics.ddim_sample(load_unet(os.path.join(out, "student")), dict(DDPM_SCHEDULE, clip_sample=True), 9,
+                              args["ddim_steps"], seed=args["seed"])
+    torch.set_num_threads(threads)
+    assert torch.equal(metrics.read_samples(paths), one)
+    scored = metrics.json.load(open(os.path.join(out, "metrics.json")))
+    assert scored["n_samples"] == 9 and scored["shape_fd"] == metrics.shape_metrics(one, metrics.load_classifier())["shape_fd"]
+
+
+def random_fid_inception(path):
+    """clean-fid's legacy_pytorch Inception (its FID architecture) with random weights, saved where --fid-inception
+    reads it: the real FID path offline, with features that mean nothing."""
+    from cleanfid import inception_pytorch as ip
+    torch.manual_seed(0)
+    net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
+    for name, block in [("Mixed_5b", ip.FIDInceptionA(192, 32)), ("Mixed_5c", ip.FIDInceptionA(256, 64)),
+                        ("Mixed_5d", ip.FIDInceptionA(288, 64)), ("Mixed_6b", ip.FIDInceptionC(768, 128)),
+                        ("Mixed_6c", ip.FIDInceptionC(768, 160)), ("Mixed_6d", ip.FIDInceptionC(768, 160)),
+                        ("Mixed_6e", ip.FIDInceptionC(768, 192)), ("Mixed_7b", ip.FIDInceptionE_1(1280)),
+                        ("Mixed_7c", ip.FIDInceptionE_2(2048))]:
+        setattr(net, name, block)
+    torch.save(net.state_dict(), path)
+
+
+def test_fid_and_the_teachers_fid_under_the_same_protocol(tmp_path, monkeypatch):
+    """--fid-stats and --eval-teacher 1 through clean-fid's real path (an Inception of random weights): the student's
+    FID and the teacher's, each over its own PNG folder, equal to clean-fid on those files, settings beside them."""
+    import numpy as np
+    random_fid_inception(tmp_path / "inception.pth")
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    out = str(tmp_path / "run")
+    p = run_script("train_unet_cifar.py", "--fid-stats", str(tmp_path / "stats.npz"), "--fid-inception",
+                   str(tmp_path / "inception.pth"), "--fid-samples", "6", "--eval-teacher", "1", "--threads", "1",
+                   "--out", out, env={"TORCH_HOME": str(tmp_path / "torch")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    scored = metrics.json.load(open(os.path.join(out, "metrics.json")))
+    extractor = metrics.fid_extractor("legacy_pytorch")
+    for key, name in (("fid", "student"), ("teacher_fid", "teacher")):
+        paths = metrics.sample_paths(os.path.join(out, "fid_samples", name), 6)
+        assert abs(scored[key] - metrics.fid(paths, stats=str(tmp_path / "stats.npz"), extractor=extractor)) < 1e-6
+    assert scored["fid"] != scored["teacher_fid"] and scored["fid_mode"] == "legacy_pytorch"
+    assert scored["n_samples"] == 6 and scored["ddim_steps"] == 4 and str(tmp_path / "stats.npz") in scored["fid_reference"]

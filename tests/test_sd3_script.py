@@ -10,7 +10,7 @@ from diffusers import SD3Transformer2DModel
 from models import SD3_MEDIUM_CONFIG, count_params, depth_student, evenly_spaced
 from train_sd3 import StandInTextEncoder, encode_captions
 from helpers import (LATENT_BAD_FLAGS, assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
-                     assert_resumed_equals_straight, rows, run_script)
+                     assert_resumed_equals_straight, run_kd_method, run_script)
 
 TINY_SD3 = dict(sample_size=16, patch_size=2, in_channels=12, out_channels=12, num_layers=4, attention_head_dim=8,
                 num_attention_heads=2, joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8,
@@ -153,12 +153,7 @@ def test_caption_cache_on_disk_equals_in_memory(tmp_path):
 @pytest.mark.parametrize("kd", ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"])
 def test_every_kd_method_end_to_end(kd, tmp_path):
     out = str(tmp_path / kd)
-    p = run("--kd", kd, "--out", out)
-    assert p.returncode == 0, p.stderr[-2000:]
-    log = rows(out)
-    assert [int(r["step"]) for r in log] == [1, 2, 3, 4]
-    assert all(float(r["diffusion"]) > 0 and (float(r["kd"]) > 0) == (kd != "none") for r in log)
-    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    _, metrics = run_kd_method("train_sd3.py", kd, out)
     assert metrics["kept_blocks"] == [0, 3] and metrics["sampler"] == "FlowMatchEuler" and metrics["shift"] == 3.0
     assert 0 <= metrics["class_accuracy"] <= 1 and metrics["shape_fd"] > 0
     student = SD3Transformer2DModel.from_pretrained(os.path.join(out, "student"))
