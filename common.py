@@ -71,6 +71,8 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--grad-accum", type=int, default=1, help="split each step's batch into N parts, one backward each: the same "
         "update as one batch (LIFT's w and PLACE's groups per part, as per process under torchrun), less memory; "
         "the log shows the last part's losses")
+    add("--tracker", choices=["none", "tensorboard"], default="none", help="also send the log's columns to "
+        "TensorBoard (OUT/tensorboard/; needs the tensorboard package); log.csv stays the record")
     add("--compile", type=int, choices=[0, 1], default=0, help="torch.compile the trained student (and adapters) in "
         "place: the same computation up to float rounding and the same random stream; faster steps on a GPU")
 
@@ -274,10 +276,18 @@ def random_flip(x):
 
 # ---------------------------------------------------------------- run log
 class CSVLog:
-    """Rows of training diagnostics appended to OUT/log.csv; on resume, rows after the resumed step are dropped."""
+    """Rows of training diagnostics appended to OUT/log.csv (the record); on resume, rows after the resumed step are
+    dropped. With tracker "tensorboard" every numeric column also goes to OUT/tensorboard/ as scalar PREFIX/column
+    at the row's step (tensorboard imported only then)."""
 
-    def __init__(self, path, columns, resume_step=0):
-        self.path, self.columns = path, columns
+    def __init__(self, path, columns, resume_step=0, tracker="none", prefix="train"):
+        self.path, self.columns, self.prefix, self.writer = path, columns, prefix, None
+        if tracker == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                fail("--tracker tensorboard needs the tensorboard package: pip install tensorboard")
+            self.writer = SummaryWriter(os.path.join(os.path.dirname(path), "tensorboard"))
         rows = []
         if resume_step and os.path.exists(path):
             with open(path) as f:
@@ -290,6 +300,11 @@ class CSVLog:
     def write(self, row):
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns).writerow({k: row.get(k, "") for k in self.columns})
+        if self.writer is not None:
+            for k in self.columns:
+                if k != "step" and row.get(k, "") != "":
+                    self.writer.add_scalar(f"{self.prefix}/{k}", float(row[k]), int(row["step"]))
+            self.writer.flush()
 
 
 def write_json(path, obj):
@@ -537,7 +552,7 @@ def start_loop(args, start, rank, world, device, model, ema, optimizer, grid, he
     saves, the script's sample grid (a function: uint8 images of the EMA) and held-out evaluation (a function of the
     step, or None), and the counters of the next log row: seconds spent in steps, the largest pre-clip gradient norm."""
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=rank != 0, desc=args.kd)
-    log = CSVLog(os.path.join(args.out, "log.csv"), columns, start) if rank == 0 else None
+    log = CSVLog(os.path.join(args.out, "log.csv"), columns, start, args.tracker) if rank == 0 else None
     return SimpleNamespace(args=args, rank=rank, world=world, device=device, model=model, ema=ema, optimizer=optimizer,
                            grid=grid, heldout=heldout, bar=bar, log=log, interrupt=catch_interrupts(), busy=0.0,
                            peak=None, tic=time.time())

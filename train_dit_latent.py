@@ -290,7 +290,8 @@ def main(args):
     start, train_model = resume_or_start(args, model, ema, optimizer, rank, world, device)
     scheduler = DDPMScheduler(**DIT_SCHEDULE)
     T, alphas = scheduler.config.num_train_timesteps, scheduler.alphas_cumprod.to(device)
-    student_autocast, D = autocast(device), C * S * S
+    student_autocast = autocast(device)
+    D = C * S * S                                    # elements per sample: L_vlb's weight on the sum scale
 
     # ---- training loop
     grid_labels = torch.arange(min(classes, 8)).repeat_interleave(8)

@@ -270,7 +270,7 @@ def heldout_evaluation(args, images, size, teacher, alphas, model, ema, start, d
     with torch.no_grad():
         held["eps_teacher"] = torch.cat([teacher(held["xt"][i:i + 128], t[i:i + 128]).sample
                                          for i in range(0, len(t), 128)])
-    eval_log = CSVLog(os.path.join(args.out, "eval.csv"), EVAL_COLUMNS, start)
+    eval_log = CSVLog(os.path.join(args.out, "eval.csv"), EVAL_COLUMNS, start, args.tracker, prefix="heldout")
 
     def evaluate_heldout(step):
         d, td = heldout_losses(model.student, **held)

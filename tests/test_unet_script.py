@@ -1,4 +1,5 @@
 """train_unet_cifar.py end to end through its smoke preset (subprocesses, as a user runs it)."""
+import csv
 import json
 import os
 
@@ -179,3 +180,18 @@ def test_grad_accum_is_the_same_gradient_as_one_batch(tmp_path):
     assert abs(norms[0] - norms[1]) <= 1e-4 * norms[0]
     assert_one_line_error(run("--grad-accum", "3", "--out", str(tmp_path / "bad")),
                           "--batch-size 8 is not divisible by the 1 processes x --grad-accum 3")
+
+
+def test_tensorboard_tracker_holds_the_logs_values(tmp_path):
+    """--tracker tensorboard: every numeric column of log.csv and eval.csv, at its step, in OUT/tensorboard/."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = str(tmp_path / "run")
+    p = run("--tracker", "tensorboard", "--eval-every", "2", "--fid-samples", "0", "--out", out)
+    assert p.returncode == 0, p.stderr[-2000:]
+    events = EventAccumulator(os.path.join(out, "tensorboard")).Reload()
+    for prefix, name in (("train", "log.csv"), ("heldout", "eval.csv")):
+        logged = list(csv.DictReader(open(os.path.join(out, name))))
+        for column in ("diffusion", "kd", "w") if prefix == "train" else ("diffusion", "ema_teacher_dist"):
+            scalars = [(e.step, e.value) for e in events.Scalars(f"{prefix}/{column}")]
+            assert [s for s, _ in scalars] == [int(r["step"]) for r in logged]
+            assert all(v == pytest.approx(float(r[column]), rel=1e-6) for (_, v), r in zip(scalars, logged))
