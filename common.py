@@ -664,6 +664,21 @@ def write_model_card(out, metrics, teacher):
         f.write("\n".join(lines))
 
 
+def finish_run(args, rank, world, student, metrics, evaluations):
+    """The end of every run, on every rank: rank 0 saves the EMA student to OUT/student/; with --fid-samples every
+    rank runs evaluations() (each rank samples its share; the metrics come back on rank 0, {} elsewhere); rank 0
+    reports them (report_run); the process group closes."""
+    release_interrupts()
+    if rank == 0:
+        student.save_pretrained(os.path.join(args.out, "student"))
+    if args.fid_samples:
+        metrics.update(evaluations())
+    if rank == 0:
+        report_run(args, metrics)
+    if world > 1:
+        dist.destroy_process_group()
+
+
 def report_run(args, metrics):
     """What every finished run leaves beside OUT/student/: metrics.json (with every flag), curves.png and the
     student's model card; the metrics are printed too."""

@@ -69,7 +69,7 @@ import torch
 
 from common import (FEATURE_KD, LOG_COLUMNS, add_depth_args, add_training_args, autocast, backward, batch_latents,
                     check_depth_args, clip_gradients, depth_models, diffusion_loss, ema_update, end_step,
-                    fail, fid_or_null, folder_latents, kd_loss, micro_batches, release_interrupts, report_run,
+                    fail, fid_or_null, folder_latents, kd_loss, micro_batches, finish_run,
                     resume_or_start, save_grid, setup_device, start_loop, start_run, student_and_ema,
                     teacher_prediction)
 from data import batch_indices, list_image_folder, make_shapes, to_model_range
@@ -324,18 +324,12 @@ def main(args):
         end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t, vlb=vlb)   # log, grid, checkpoint
 
     # ---- final save and evaluation
-    release_interrupts()
-    if rank == 0:
-        ema.student.save_pretrained(os.path.join(args.out, "student"))
-    metrics = dict(method=args.kd, steps=args.steps, **sizes)
-    if args.fid_samples:                             # every rank samples its share
-        metrics.update(evaluate(args, ema.student, vae, classes, device, args.fid_samples, rank, world) or {})
+    def evaluations():                               # the student's metrics, then (--eval-teacher 1) the teacher's
+        m = evaluate(args, ema.student, vae, classes, device, args.fid_samples, rank, world) or {}
         if args.eval_teacher and teacher is not None:
-            metrics.update(teacher_metrics(args, teacher, vae, classes, device, rank, world) or {})
-    if rank == 0:
-        report_run(args, metrics)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+            m.update(teacher_metrics(args, teacher, vae, classes, device, rank, world) or {})
+        return m
+    finish_run(args, rank, world, ema.student, dict(method=args.kd, steps=args.steps, **sizes), evaluations)
 
 
 def parse_args(argv=None):

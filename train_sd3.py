@@ -73,7 +73,7 @@ import torch
 
 from common import (FEATURE_KD, add_depth_args, add_training_args, autocast, backward, batch_latents,
                     check_depth_args, clip_gradients, depth_models, diffusion_loss, ema_update, end_step, fail,
-                    fid_or_null, folder_latents, kd_loss, micro_batches, release_interrupts, report_run,
+                    fid_or_null, folder_latents, kd_loss, micro_batches, finish_run,
                     resume_or_start, save_grid, setup_device, start_loop, start_run, student_and_ema,
                     teacher_prediction)
 from data import batch_indices, build_cache, list_captioned_folder, make_shapes, to_model_range
@@ -359,22 +359,15 @@ def main(args):
         end_step(loop, step, grad_norm, loss, diffusion, kd, fit, v_s, v_t)      # log, grid, checkpoint
 
     # ---- final save and evaluation
-    release_interrupts()
-    if rank == 0:
-        ema.student.save_pretrained(os.path.join(args.out, "student"))
-    metrics = dict(method=args.kd, steps=args.steps, **sizes)
-    if args.fid_samples:                             # every rank samples its share; rank 0 scores
+    def evaluations():                               # the student's metrics, then (--eval-teacher 1) the teacher's
         encode = text_encoder(args, cfg, device)
         null = tuple(v.float() for v in encode([""]))
-        clip = (clip[0].to(device), clip[1]) if clip else None
-        metrics.update(evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, clip, rank, world)
-                       or {})
+        on_device = (clip[0].to(device), clip[1]) if clip else None
+        m = evaluate(args, ema.student, vae, encode, null, device, args.fid_samples, on_device, rank, world) or {}
         if args.eval_teacher and teacher is not None:
-            metrics.update(teacher_metrics(args, teacher, vae, encode, null, device, rank, world) or {})
-    if rank == 0:
-        report_run(args, metrics)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+            m.update(teacher_metrics(args, teacher, vae, encode, null, device, rank, world) or {})
+        return m
+    finish_run(args, rank, world, ema.student, dict(method=args.kd, steps=args.steps, **sizes), evaluations)
 
 
 def parse_args(argv=None):

@@ -129,7 +129,7 @@ import torch
 
 from common import (FEATURE_KD, add_training_args, antithetic_timesteps, apply_preset, autocast, backward,
                     check_flags, clip_gradients, CSVLog, diffusion_loss, ema_update, end_step, fail, fid_or_null,
-                    kd_loss, micro_batches, random_flip, release_interrupts, report_run, resume_or_start, save_grid,
+                    kd_loss, micro_batches, random_flip, finish_run, resume_or_start, save_grid,
                     setup_device, start_loop, start_run, student_and_ema, teacher_prediction)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
@@ -401,20 +401,16 @@ def main(args):
         end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t)   # log, eval, grid, checkpoint
 
     # ---- final save and evaluation
-    release_interrupts()
-    if rank == 0:
-        ema.student.save_pretrained(os.path.join(args.out, "student"))
     metrics = dict(method=args.kd, steps=args.steps, **sizes)
     if args.eval_every:                              # the teacher's own diffusion loss on the --eval-every set
         metrics["heldout_teacher_diffusion"] = teacher_heldout
-    if args.fid_samples:                             # every rank samples its share
-        metrics.update(evaluate(args, ema.student, schedule, images, device, args.fid_samples, rank, world) or {})
+
+    def evaluations():                               # the student's metrics, then (--eval-teacher 1) the teacher's
+        m = evaluate(args, ema.student, schedule, images, device, args.fid_samples, rank, world) or {}
         if args.eval_teacher and teacher is not None:
-            metrics.update(teacher_metrics(args, teacher, schedule, images, device, rank, world) or {})
-    if rank == 0:
-        report_run(args, metrics)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+            m.update(teacher_metrics(args, teacher, schedule, images, device, rank, world) or {})
+        return m
+    finish_run(args, rank, world, ema.student, metrics, evaluations)
 
 
 def _check(args):
