@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                    # the README's CPU table
     python benchmarks/bench_train.py --paper-shape --device cuda --batch-size 128    # the README's GPU table
+    python benchmarks/bench_train.py --paper-shape --device cuda --batch-size 128 --compile 0 1    # eager vs compile
 
 --paper-shape: a teacher of google/ddpm-cifar10-32's architecture (35.7 M) with random weights, saved to a temp
 directory, and its 1/8-width student (the time of a step does not depend on the weights).
@@ -19,10 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train_unet_cifar  # noqa: E402
 
 
-def step_ms(kd, args, teacher):
-    """Median milliseconds per training step of --kd kd over the log windows after the first."""
+def step_ms(kd, compile, args, teacher):
+    """Median milliseconds per training step of --kd kd (--compile compile) over the log windows after the first."""
     with tempfile.TemporaryDirectory() as out:
         args = train_unet_cifar.parse_args(["--preset", "tiny", "--kd", kd, "--steps", str(args.steps), "--out", out,
+                                            "--student-width", "0.125", "--compile", str(compile),
                                             "--log-every", str(args.window), "--sample-every", str(10 ** 9),
                                             "--ckpt-every", str(10 ** 9), "--fid-samples", "0",
                                             "--threads", str(args.threads), "--device", args.device,
@@ -42,14 +44,14 @@ def main(args):
             UNet2DModel.from_config(DDPM_CIFAR10_CONFIG).save_pretrained(teacher)
         else:
             teacher = train_unet_cifar.PRESETS["tiny"]["teacher"]
-        times = {kd: step_ms(kd, args, teacher) for kd in args.methods}
+        times = {(kd, c): step_ms(kd, c, args, teacher) for c in args.compile for kd in args.methods}
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {args.threads} threads"
     print(f"\n{where}, {'ddpm-cifar10-32-shaped teacher' if args.paper_shape else 'tiny preset'}, 1/8-width student, "
           f"batch {args.batch_size}, median of {args.steps // args.window - 1} windows of {args.window} steps")
-    print("| --kd | ms / step | vs outkd |")
-    print("| --- | ---: | ---: |")
-    for kd, ms in times.items():
-        print(f"| {kd} | {ms:.1f} | {ms / times['outkd']:.3f} |")
+    print("| --kd | --compile | ms / step | vs outkd, eager |")
+    print("| --- | ---: | ---: | ---: |")
+    for (kd, c), ms in times.items():
+        print(f"| {kd} | {c} | {ms:.1f} | {ms / times.get(('outkd', 0), ms):.3f} |")
 
 
 if __name__ == "__main__":
@@ -61,4 +63,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--paper-shape", action="store_true", help="a random teacher shaped as ddpm-cifar10-32")
     parser.add_argument("--methods", nargs="+", default=["none", "outkd", "lift", "place"])
+    parser.add_argument("--compile", type=int, nargs="+", choices=[0, 1], default=[0],
+                        help="0: eager, 1: torch.compile of the student (both: side by side)")
     main(parser.parse_args())
