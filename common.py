@@ -338,7 +338,8 @@ def process_rank():
 
 
 def save_checkpoint(out, step, model, ema, optimizer, args, keep=2):
-    """OUT/ckpt_STEP/{model,ema}.safetensors + state.pt, written to a temp dir and renamed; then OUT/latest points to it.
+    """OUT/ckpt_STEP/{model,ema}.safetensors + state.pt, written to a temp dir and renamed; then OUT/latest points
+    to it.
 
     Every process calls it: each one's RNG state is gathered into state.pt's rng_ranks (rng: rank 0's, for older
     readers), rank 0 writes, and no process goes on before the checkpoint is complete. A kill at any moment leaves the
@@ -654,7 +655,8 @@ def write_model_card(out, metrics, teacher):
     settings they were measured with, and the command that made it."""
     skip = {"args", "method", "steps", "student_params", "teacher_params", "percent_of_teacher"}
     lines = [f"# A {metrics['method']} student of {teacher}", "",
-             f"Distilled by `{os.path.basename(sys.argv[0])}` of the LIFT and PLACE reproduction (Han, Yeo, Yoo, CVPR 2026) with `--kd "
+             f"Distilled by `{os.path.basename(sys.argv[0])}` of the LIFT and PLACE reproduction "
+             f"(Han, Yeo, Yoo, CVPR 2026) with `--kd "
              f"{metrics['method']}` for {metrics['steps']} steps: {metrics['student_params']:,} parameters, "
              f"{metrics['percent_of_teacher']} % of the teacher's {metrics['teacher_params']:,}.", "",
              "| metric or setting | value |", "| --- | --- |"]

@@ -97,7 +97,8 @@ def read_cifar10(path):
                     raise DataError(f"{path} is not the CIFAR-10 python tarball: no {name} inside")
                 batches.append(pickle.load(tar.extractfile(members[name]), encoding="bytes"))
     else:
-        folder = os.path.join(path, "cifar-10-batches-py") if os.path.isdir(os.path.join(path, "cifar-10-batches-py")) else path
+        folder = (os.path.join(path, "cifar-10-batches-py") if os.path.isdir(os.path.join(path, "cifar-10-batches-py"))
+                  else path)
         for name in names:
             file = os.path.join(folder, name)
             if not os.path.isfile(file):
@@ -281,7 +282,8 @@ def load_images(data_dir, size, n_embedded, seed=0, crop=None):
     if is_cifar10(data_dir):
         images, labels = read_cifar10(data_dir)
         if images.shape[-1] != size:
-            images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).round().clamp(0, 255).byte()
+            images = F.interpolate(images.float(), size=size, mode="bilinear",
+                                   antialias=True).round().clamp(0, 255).byte()
         return images, labels
     images, labels, _ = read_image_folder(data_dir, size, crop)
     return images, labels

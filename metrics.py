@@ -321,7 +321,8 @@ def load_clip(source, device="cpu"):
     a one-line ValueError when it cannot be had."""
     from transformers import CLIPModel, CLIPProcessor
     try:
-        return CLIPModel.from_pretrained(source).to(device).eval().requires_grad_(False), CLIPProcessor.from_pretrained(source)
+        return (CLIPModel.from_pretrained(source).to(device).eval().requires_grad_(False),
+                CLIPProcessor.from_pretrained(source))
     except Exception as e:
         raise ValueError(f"cannot load a CLIP model from {source} ({type(e).__name__}): pass a local directory holding "
                          f"a transformers CLIPModel and its processor, or leave --clip-model out") from None

@@ -15,7 +15,8 @@ from torch.utils.flop_counter import FlopCounterMode
 # shapes can be built and checked without its weights.
 DDPM_CIFAR10_CONFIG = dict(
     sample_size=32, in_channels=3, out_channels=3, center_input_sample=False, time_embedding_type="positional",
-    freq_shift=1, flip_sin_to_cos=False, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    freq_shift=1, flip_sin_to_cos=False,
+    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), block_out_channels=(128, 256, 256, 256),
     layers_per_block=2, mid_block_scale_factor=1, downsample_padding=0, act_fn="silu", attention_head_dim=None,
     norm_num_groups=32, norm_eps=1e-6)
@@ -66,9 +67,11 @@ def load_pretrained(cls, source, subfolder=None, config_only=False, hint="pass a
         return cls.from_pretrained(source, subfolder=sub)
     except Exception as e:  # hub, network and format errors all end here with one actionable line
         if local:
-            raise LoadError(f"cannot load {cls.__name__} from {source}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            raise LoadError(f"cannot load {cls.__name__} from {source}: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else "no network or no such repository"
+        why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline
+               else "no network or no such repository")
         raise LoadError(f"cannot load {cls.__name__} '{source}' from the hub ({why}): {hint}") from None
 
 
@@ -149,16 +152,19 @@ def build_unet(config):
 
 def load_unet(source, subfolder="unet", **kwargs):
     """A UNet2DModel from a hub id or directory, including the students from_pretrained cannot rebuild: narrow ones
-    (TIME_FEATURES_KEY) and pruned ones (PRUNED_KEY: the teacher's config, every layer's width read from the weights)."""
+    (TIME_FEATURES_KEY) and pruned ones (PRUNED_KEY: the teacher's config, every layer's width read
+    from the weights)."""
     from diffusers import UNet2DModel
     from safetensors.torch import load_file
     config = load_pretrained(UNet2DModel, source, subfolder, config_only=True, **kwargs)
     if TIME_FEATURES_KEY not in config and PRUNED_KEY not in config:
         return load_pretrained(UNet2DModel, source, subfolder, **kwargs)
     model = build_unet(config)
-    state = load_file(os.path.join(source, _source_subfolder(source, subfolder) or "", "diffusion_pytorch_model.safetensors"))
+    state = load_file(os.path.join(source, _source_subfolder(source, subfolder) or "",
+                                   "diffusion_pytorch_model.safetensors"))
     if PRUNED_KEY in config:
-        resize_to_weights(model, state, config[PRUNED_KEY].get("norm_min_channels", 1)).register_to_config(**{PRUNED_KEY: config[PRUNED_KEY]})
+        resize_to_weights(model, state, config[PRUNED_KEY].get("norm_min_channels", 1)).register_to_config(
+            **{PRUNED_KEY: config[PRUNED_KEY]})
     model.load_state_dict(state)
     return model
 
@@ -194,7 +200,8 @@ def resize_to_weights(model, state, norm_min_channels=1):
         elif isinstance(m, nn.Linear):
             new = nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None)
         else:
-            groups = max(g for g in range(1, m.num_groups + 1) if w.shape[0] % g == 0 and w.shape[0] // g >= norm_min_channels)
+            groups = max(g for g in range(1, m.num_groups + 1)
+                         if w.shape[0] % g == 0 and w.shape[0] // g >= norm_min_channels)
             new = nn.GroupNorm(groups, w.shape[0], m.eps, m.affine)
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, new)
@@ -298,7 +305,8 @@ def depth_student(teacher, keep):
     """The teacher (DiT or SD3 transformer) with only the blocks `keep`, initialised from them; embedders, final layer
     and everything outside the blocks copied. In SD3 the last block is context-pre-only (it does not update the
     caption tokens): when the kept last block was not, its caption-side modulation starts from that block's
-    pre-attention scale and shift, and its caption MLP and output projection are dropped, as in the teacher's last block.
+    pre-attention scale and shift, and its caption MLP and output projection are dropped, as in the teacher's last
+    block.
     """
     config = {k: v for k, v in teacher.config.items() if not k.startswith("_")}
     config["num_layers"] = len(keep)
@@ -313,7 +321,8 @@ def depth_student(teacher, keep):
             parts[1] = str(keep[int(parts[1])])
         src = source[".".join(parts)]
         if src.shape != value.shape and "norm1_context.linear" in key:
-            # AdaLayerNormZero: (shift, scale, gate)_msa, (shift, scale, gate)_mlp -> AdaLayerNormContinuous: scale, shift
+            # AdaLayerNormZero: (shift, scale, gate)_msa, (shift, scale, gate)_mlp -> AdaLayerNormContinuous:
+            # scale, shift
             shift, scale = src.chunk(6, dim=0)[:2]
             src = torch.cat([scale, shift], dim=0)
         state[key] = src.clone()
@@ -329,7 +338,8 @@ def depth_teacher_student(cls, args, device):
     if args.init == "teacher" or args.kd != "none":
         teacher = load_pretrained(cls, args.teacher, subfolder="transformer").to(device)
     else:
-        teacher = cls.from_config(load_pretrained(cls, args.teacher, subfolder="transformer", config_only=True)).to(device)
+        teacher = cls.from_config(load_pretrained(cls, args.teacher, subfolder="transformer",
+                                                  config_only=True)).to(device)
     teacher.requires_grad_(False).eval()
     depth = teacher.config.num_layers
     keep = check_keep(args.keep_blocks, depth) if args.keep_blocks else evenly_spaced(depth, args.student_depth)
@@ -373,7 +383,8 @@ class PixelUnshuffleLatents(nn.Module):
 
 
 def load_vae(source, subfolder="vae"):
-    """An AutoencoderKL (hub id or directory), or the PixelUnshuffleLatents stand-in when source is "pixel-unshuffle"."""
+    """An AutoencoderKL (hub id or directory), or the PixelUnshuffleLatents stand-in when source is
+    "pixel-unshuffle"."""
     if source == "pixel-unshuffle":
         return PixelUnshuffleLatents()
     from diffusers import AutoencoderKL
@@ -387,8 +398,9 @@ def latent_image_size(vae, channels, size, device="cpu"):
     factor = 2 if isinstance(vae, PixelUnshuffleLatents) else 2 ** (len(vae.config.block_out_channels) - 1)
     probe = encode_latents(vae, torch.zeros(1, 3, size * factor, size * factor, device=device))
     if probe.shape[1:] != (channels, size, size):
-        raise ValueError(f"the VAE gives {tuple(probe.shape[1:])} latents but the teacher takes {(channels, size, size)}: "
-                         "use --vae pixel-unshuffle only with a teacher of in_channels 12 on 16x16 (or pass the matching VAE)")
+        raise ValueError(f"the VAE gives {tuple(probe.shape[1:])} latents but the teacher takes "
+                         f"{(channels, size, size)}: use --vae pixel-unshuffle only with a teacher of in_channels 12 "
+                         "on 16x16 (or pass the matching VAE)")
     return size * factor
 
 
@@ -422,7 +434,8 @@ def unet_feature_layers(unet):
     """The outputs FitNet matches in a UNet2DModel, as the authors tap their DDPM U-Net: every resnet, attention and
     resample block of the down path, the middle block and the up path (41 on the CelebA-64 U-Net, 34 on CIFAR-10's)."""
     return [m for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
-            for kind in ("resnets", "attentions", "downsamplers", "upsamplers") for m in (getattr(block, kind, None) or [])
+            for kind in ("resnets", "attentions", "downsamplers", "upsamplers")
+            for m in (getattr(block, kind, None) or [])
             if m is not None]
 
 
@@ -453,7 +466,8 @@ def _adapter(student_feature, teacher_feature, fitnet=False):
     """A trainable map from a student feature's width to the teacher's: 1x1 conv (maps) or linear (tokens); the
     identity where the widths agree. fitnet=True: always a bias-free 1x1 conv initialised U(-0.005, 0.005), the
     authors' FitNet adapter."""
-    cs, ct = student_feature.shape[1 if student_feature.dim() == 4 else -1], teacher_feature.shape[1 if teacher_feature.dim() == 4 else -1]
+    cs, ct = (student_feature.shape[1 if student_feature.dim() == 4 else -1],
+              teacher_feature.shape[1 if teacher_feature.dim() == 4 else -1])
     if fitnet:
         conv = nn.Conv2d(cs, ct, 1, bias=False)
         nn.init.uniform_(conv.weight, -0.005, 0.005)

@@ -89,7 +89,8 @@ def make_inits(args):
             continue
         if len(words) == 2:
             run = train_unet_cifar.parse_args(["--preset", "tiny", "--teacher", args.teacher, "--prune-ratio", words[1],
-                                               "--taylor-t-stride", str(args.taylor_t_stride), "--out", os.path.dirname(init)])
+                                               "--taylor-t-stride", str(args.taylor_t_stride),
+                                               "--out", os.path.dirname(init)])
             torch.set_num_threads(args.threads)
             teacher = train_unet_cifar.load_teacher(run, torch.device("cpu"))
             images, _ = train_unet_cifar.load_images(None, teacher.config.sample_size, run.n_embedded, seed=run.seed)
@@ -106,19 +107,23 @@ def make_inits(args):
 
 def run_argv(args, method, arm, seed, flags=()):
     """(run dir, steps, train_unet_cifar argv) of one run. flags: changes to the study's settings (the
-    investigation), e.g. ["--lr", "3e-3"], part of the run's name; ["--steps", "x4"] trains 4 times the study's steps."""
+    investigation), e.g. ["--lr", "3e-3"], part of the run's name; ["--steps", "x4"] trains 4 times the study's
+    steps."""
     flags = dict(zip(flags[::2], flags[1::2]))
     steps = args.steps * int(flags.pop("--steps", "x1")[1:])
-    suffix = "".join(f"_{k.strip('-')}{v}" for k, v in flags.items()) + (f"_steps{steps}" if steps != args.steps else "")
+    suffix = ("".join(f"_{k.strip('-')}{v}" for k, v in flags.items())
+              + (f"_steps{steps}" if steps != args.steps else ""))
     slug = arm.replace("%", "").replace(" GN>=", "_gn")
     out = os.path.join(args.out, "runs", f"{method.replace('+', '_')}_{slug}_s{seed}{suffix}")
     kind = ARMS[args.regime][arm][0].split()
-    student = (["--student-width", kind[1]] if kind[0] == "width" else ["--student-init", init_dir(args, ARMS[args.regime][arm][0])])
+    student = (["--student-width", kind[1]] if kind[0] == "width"
+               else ["--student-init", init_dir(args, ARMS[args.regime][arm][0])])
     argv = ["--preset", "tiny", "--teacher", args.teacher, "--kd", method,
             *([] if "--prune-ratio" in flags else student), "--seed", str(seed),
             "--out", out, "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--log-every", str(args.log_every), "--sample-every", str(steps), "--ckpt-every", str(min(steps, 500)),
-            "--eval-every", str(args.eval_every), "--fid-samples", str(args.samples), "--ddim-steps", str(args.ddim_steps),
+            "--eval-every", str(args.eval_every), "--fid-samples", str(args.samples),
+            "--ddim-steps", str(args.ddim_steps),
             "--n-embedded", str(args.n_embedded), "--eval-teacher", "0", "--threads", str(args.threads), "--resume",
             *RECIPE[args.regime]] + [x for kv in flags.items() for x in kv]
     return out, steps, argv
@@ -154,7 +159,8 @@ def run_one(args, method, arm, seed, flags=()):
                heldout_diffusion=last(held, "ema_diffusion"), heldout_teacher_dist=last(held, "ema_teacher_dist"),
                heldout_rise=raw[-1] / min(raw) if raw else float("nan"),      # > 1: the raw student got worse late
                heldout_teacher_diffusion=metrics.get("heldout_teacher_diffusion", float("nan")),
-               grad_norm_max=max((float(r["grad_norm_max"]) for r in log if r.get("grad_norm_max")), default=float("nan")),
+               grad_norm_max=max((float(r["grad_norm_max"]) for r in log if r.get("grad_norm_max")),
+                                 default=float("nan")),
                final_w=last(log, "w"), final_slope=last(log, "slope"), final_intercept=last(log, "intercept"))
     tag = dict(method=method, arm=arm, seed=seed)
     return row, [dict(tag, **r) for r in log], [dict(tag, **r) for r in held]
@@ -191,7 +197,8 @@ def summarise(args, rows):
         for method in ARMS[args.regime][arm][1]:
             runs = [r for r in rows if r["arm"] == arm and r["method"] == method]
             cell = dict(arm=arm, method=method, seeds=len(runs))
-            for key in ("shape_fd", "heldout_diffusion", "heldout_teacher_dist", "final_diffusion_loss", "heldout_rise"):
+            for key in ("shape_fd", "heldout_diffusion", "heldout_teacher_dist", "final_diffusion_loss",
+                        "heldout_rise"):
                 values = [r[key] for r in runs]
                 cell.update({f"{key}_mean": statistics.mean(values), f"{key}_std": std(values)})
             cell.update(spikes=sum(r["spikes"] for r in runs), diverged=sum(r["diverged"] for r in runs),
@@ -232,10 +239,13 @@ def plot(path, args, rows, curves, held, teacher_fd):
                                 and int(h["step"]) == s) for s in steps]
         bx.plot(steps, mean, color=f"C{i}", lw=1.2, label=method)
         run = [c for c in curves if c["method"] == method and c["arm"] == first and c["seed"] == 0]
-        cx.plot([int(c["step"]) for c in run], [float(c["grad_norm_max"]) for c in run], color=f"C{i}", lw=0.8, label=method)
+        cx.plot([int(c["step"]) for c in run], [float(c["grad_norm_max"]) for c in run], color=f"C{i}", lw=0.8,
+                label=method)
         if run and run[0].get("slope"):
-            dx.plot([int(c["step"]) for c in run], [float(c["slope"]) for c in run], color=f"C{i}", lw=0.8, label=method)
-    teacher_loss = [r["heldout_teacher_diffusion"] for r in rows if r["heldout_teacher_diffusion"] == r["heldout_teacher_diffusion"]]
+            dx.plot([int(c["step"]) for c in run], [float(c["slope"]) for c in run], color=f"C{i}", lw=0.8,
+                    label=method)
+    teacher_loss = [r["heldout_teacher_diffusion"] for r in rows
+                    if r["heldout_teacher_diffusion"] == r["heldout_teacher_diffusion"]]
     if teacher_loss:
         bx.axhline(teacher_loss[0], color="k", ls="--", lw=1, label="teacher")
     bx.set(yscale="log", xlabel="step", ylabel=f"held-out diffusion loss, EMA student ({first}, mean of seeds)")
@@ -259,7 +269,8 @@ def main(args):
         curves += curve
         held += heldout
         print(f"[study {time.time() - tic:7.0f} s] {method:13s} {arm:9s} seed {seed}: shape-FD {row['shape_fd']:.2f}, "
-              f"held-out loss {row['heldout_diffusion']:.1f}, spikes {row['spikes']}, diverged {row['diverged']}", flush=True)
+              f"held-out loss {row['heldout_diffusion']:.1f}, spikes {row['spikes']}, diverged {row['diverged']}",
+              flush=True)
     teacher_fd = teacher_value(args)
     summary = summarise(args, rows)
     write_csv(os.path.join(args.out, "runs.csv"), rows)
@@ -280,8 +291,9 @@ def main(args):
             for arm in arms:
                 s = next((s for s in summary if s["method"] == method and s["arm"] == arm), None)
                 cells.append(" | | " if s is None else
-                             f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | {s['heldout_diffusion_mean']:.1f} ± "
-                             f"{s['heldout_diffusion_std']:.1f} | {s['spikes']}" + (f" ({s['diverged']})" if s["diverged"] else ""))
+                             f"{s['shape_fd_mean']:.2f} ± {s['shape_fd_std']:.2f} | "
+                             f"{s['heldout_diffusion_mean']:.1f} ± {s['heldout_diffusion_std']:.1f} | {s['spikes']}"
+                             + (f" ({s['diverged']})" if s["diverged"] else ""))
             f.write(f"| {method} | " + " | ".join(cells) + " |\n")
     write_json(os.path.join(args.out, "settings.json"),
                dict(vars(args), teacher_shape_fd=teacher_fd, seconds=round(time.time() - tic)))
@@ -300,12 +312,14 @@ def investigate(args):
                 row, _, _ = run_one(args, method, "1.6%", seed, flags)
                 rows.append(dict(variant=label, **row))
                 print(f"[investigate {time.time() - tic:7.0f} s] {label:28s} {method:6s} seed {seed}: "
-                      f"shape-FD {row['shape_fd']:.2f}, final diffusion loss {row['final_diffusion_loss']:.1f}", flush=True)
+                      f"shape-FD {row['shape_fd']:.2f}, final diffusion loss {row['final_diffusion_loss']:.1f}",
+                      flush=True)
     write_csv(os.path.join(args.out, "investigation.csv"), rows)
     methods = ["none", "outkd", "place"]
     with open(os.path.join(args.out, "investigation.md"), "w") as f:
         f.write(f"1.6 % student, shape-FD (final diffusion loss), mean over {args.seeds} seed(s); "
-                f"one setting changed from the study's ({args.steps} steps, lr {args.lr:g}, kd-weight 1, K 16, random init)\n\n")
+                f"one setting changed from the study's ({args.steps} steps, lr {args.lr:g}, kd-weight 1, K 16, "
+                f"random init)\n\n")
         f.write("| change | " + " | ".join(methods) + " |\n| --- |" + " ---: |" * len(methods) + "\n")
         for label, _, _ in VARIANTS:
             cells = []
@@ -378,12 +392,14 @@ def parse_args(argv=None):
         args.regime = "width"
     unknown = set(args.arms or ()) - set(ARMS[args.regime])
     if unknown:
-        parser.error(f"--arms {' '.join(sorted(unknown))}: the {args.regime} regime's arms are {', '.join(ARMS[args.regime])}")
+        parser.error(f"--arms {' '.join(sorted(unknown))}: the {args.regime} regime's arms are "
+                     f"{', '.join(ARMS[args.regime])}")
     args.arms = args.arms or list(ARMS[args.regime])
     args.seeds = args.seeds or (1 if args.investigate else 3)
     args.steps = args.steps or (2000 if args.regime == "pruned" else 500)
     if args.quick:
-        args.steps, args.log_every, args.eval_every, args.samples, args.ddim_steps, args.n_embedded = 3, 1, 1, 16, 2, 256
+        (args.steps, args.log_every, args.eval_every, args.samples, args.ddim_steps,
+         args.n_embedded) = 3, 1, 1, 16, 2, 256
         args.seeds, args.taylor_t_stride = (1 if args.investigate else 2), 250
     return args
 

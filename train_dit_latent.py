@@ -91,7 +91,8 @@ PRESETS = {
     # squared (losses.py, use_l2=True), clipped at 1: here 10x that, diffusion + vlb + 9 KD clipped at 10, the same
     # update under Adam. FID as DiT's sample_ddp.py reports 2.27: 250 DDPM steps spaced as its respacing (linspace,
     # 999 -> 0), learned variance, guidance 1.5 on the first 3 latent channels, random labels, 50k samples, scored
-    # with the TF Inception (legacy_tensorflow) against ADM's VIRTUAL_imagenet256_labeled.npz (--fid-stats). sample_batch_size 64 to fit an 80 GB GPU (an estimate, not measured): at 256^2 the
+    # with the TF Inception (legacy_tensorflow) against ADM's VIRTUAL_imagenet256_labeled.npz (--fid-stats).
+    # sample_batch_size 64 to fit an 80 GB GPU (an estimate, not measured): at 256^2 the
     # VAE decoder's widest activation (256 channels at full size, fp32) is 67 MB an image, so 64 images decode in under
     # 20 GB beside the ~10 GB of teacher, D14 student, EMA and AdamW state; sampling the DiT (2 x 64 sequences of 256
     # tokens) in bf16 is small.
@@ -100,10 +101,11 @@ PRESETS = {
                   sampler="ddpm", sample_steps=250, guidance=1.5, fid_samples=50_000, n_embedded=50_000, eval_teacher=0,
                   flip=1, sample_batch_size=64, loss_scale="mean", coarse="l2", kd_weight=9.0, clip=10.0,
                   spacing="linspace", guided_channels=3, fid_labels="random", fid_mode="legacy_tensorflow"),
+    # no flip: the tiny teacher never saw mirrored shapes
     "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_dit"), vae="pixel-unshuffle", student_depth=2, steps=1500,
                  batch_size=64, lr=1e-3, ema=0.999, log_every=25, sample_every=500, ckpt_every=500, sampler="ddim",
                  sample_steps=50, guidance=1.5, fid_samples=1000, n_embedded=20_000, eval_teacher=1, flip=0,
-                 sample_batch_size=256, spacing="leading", guided_channels=0, fid_labels="balanced"),                  # no flip: the tiny teacher never saw mirrored shapes
+                 sample_batch_size=256, spacing="leading", guided_channels=0, fid_labels="balanced"),
     "smoke": dict(teacher=os.path.join(HERE, "assets", "tiny_dit"), vae="pixel-unshuffle", student_depth=2, steps=4,
                   batch_size=8, lr=1e-3, ema=0.999, log_every=1, sample_every=2, ckpt_every=2, sampler="ddim",
                   sample_steps=4, guidance=1.5, fid_samples=16, n_embedded=256, eval_teacher=0, flip=0,
@@ -227,7 +229,8 @@ def teacher_metrics(args, teacher, vae, classes, device, rank, world):
         m = evaluate(args, teacher, vae, classes, device, args.fid_samples, rank, world, "teacher")
         return m and dict(teacher_fid=m["fid"])
     m = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
-                         lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples, rank, world, "teacher"))
+                         lambda: evaluate(args, teacher, vae, classes, device, args.fid_samples, rank, world,
+                                          "teacher"))
     return m and dict(teacher_shape_fd=m["shape_fd"], teacher_class_accuracy=m["class_accuracy"])
 
 

@@ -96,7 +96,8 @@ PRESETS = {
     # clip at 1 would fire on every step), LIFT's coarse term |b0| + |b1 - 1|, lambda 1, clip 1.
     "paper": dict(teacher=SD3, vae=SD3, text_encoder=SD3, student_depth=12, steps=100_000, batch_size=64, lr=1e-4,
                   ema=0.9999, log_every=100, sample_every=5000, ckpt_every=5000, sample_steps=28, guidance=7.0,
-                  fid_samples=30_000, n_embedded=50_000, eval_teacher=0, flip=1, sample_batch_size=8, loss_scale="mean"),
+                  fid_samples=30_000, n_embedded=50_000, eval_teacher=0, flip=1, sample_batch_size=8,
+                  loss_scale="mean"),
     # no flip in the tiny presets: the tiny teacher never saw mirrored shapes
     "tiny": dict(teacher=os.path.join(HERE, "assets", "tiny_sd3"), vae="pixel-unshuffle", text_encoder="stand-in",
                  student_depth=2, steps=1500, batch_size=64, lr=1e-3, ema=0.999, log_every=25, sample_every=500,
@@ -123,7 +124,8 @@ class StandInTextEncoder:
         return torch.randn(self.joint_dim + self.pooled_dim, generator=g)
 
     def __call__(self, captions):
-        tokens, pooled = torch.zeros(len(captions), self.max_tokens, self.joint_dim), torch.zeros(len(captions), self.pooled_dim)
+        tokens, pooled = (torch.zeros(len(captions), self.max_tokens, self.joint_dim),
+                          torch.zeros(len(captions), self.pooled_dim))
         for i, caption in enumerate(captions):
             words = caption.lower().split()[:self.max_tokens]
             if words:
@@ -146,7 +148,8 @@ def text_encoder(args, config, device):
 
     @torch.no_grad()                                 # frozen encoders: no graph is kept with the cached embeddings
     def encode(captions):
-        tokens, _, pooled, _ = pipe.encode_prompt(captions, None, None, device=device, do_classifier_free_guidance=False)
+        tokens, _, pooled, _ = pipe.encode_prompt(captions, None, None, device=device,
+                                                  do_classifier_free_guidance=False)
         return tokens, pooled
     return encode
 
@@ -300,7 +303,8 @@ def main(args):
     # ---- devices, seeds, run dir
     rank, world, device = start_run(args)
 
-    clip = load_clip(args.clip_model) if args.clip_model and args.fid_samples and rank == 0 else None  # fails early; CPU
+    clip = (load_clip(args.clip_model) if args.clip_model and args.fid_samples and rank == 0  # fails early; CPU
+            else None)
 
     # ---- teacher (frozen), student, EMA
     teacher, student, sizes = depth_models(SD3Transformer2DModel, args, device, rank)

@@ -246,9 +246,11 @@ def heldout_set(args, images, size, n=256):
     """The fixed (x0, t, noise) of --eval-every: n fresh embedded images (held out), or n fixed training images on
     real data; t uniform, noise Gaussian, from their own generator (the run's random stream is untouched)."""
     g = torch.Generator().manual_seed(HELDOUT_SEED)
-    x0 = make_shapes(n, HELDOUT_SEED, size)[0] if args.data_dir is None else images[torch.randperm(len(images), generator=g)[:n]]
+    x0 = (make_shapes(n, HELDOUT_SEED, size)[0] if args.data_dir is None
+          else images[torch.randperm(len(images), generator=g)[:n]])
     x0 = to_model_range(x0)
-    return x0, torch.randint(0, DDPM_SCHEDULE["num_train_timesteps"], (n,), generator=g), torch.randn(x0.shape, generator=g)
+    return (x0, torch.randint(0, DDPM_SCHEDULE["num_train_timesteps"], (n,), generator=g),
+            torch.randn(x0.shape, generator=g))
 
 
 @torch.no_grad()

@@ -53,7 +53,8 @@ def main(args):
         x_in = x.contiguous(memory_format=fmt)
         for dtype in ("fp32", "bf16"):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
-                rows.append((layout, dtype, median_ms(teacher_step, args.repeats), median_ms(student_step, args.repeats)))
+                rows.append((layout, dtype, median_ms(teacher_step, args.repeats),
+                             median_ms(student_step, args.repeats)))
     teacher.to(memory_format=torch.contiguous_format)
 
     args_tu = train_unet_cifar.parse_args(["--preset", "tiny"])

@@ -72,7 +72,8 @@ def main(args):
                   lambda s, t: plain_place(s, t, args.group_size)),
     }
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"{where}, torch {torch.__version__}, group_size {args.group_size}, median of {args.repeats}, forward+backward")
+    print(f"{where}, torch {torch.__version__}, group_size {args.group_size}, median of {args.repeats}, "
+          f"forward+backward")
     print("| shape | loss | plain ms | ours ms | ours / plain |")
     print("| --- | --- | ---: | ---: | ---: |")
     shapes = [(128, 3, 32, 32), (32, 4, 32, 32), (4, 16, 128, 128)]     # CIFAR batch, DiT-like latents, SD3 1024^2

@@ -95,7 +95,8 @@ def test_two_nodes_train_the_student_two_processes_on_one_node_train(tmp_path):
                               stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     outputs = [node.communicate(timeout=600) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    a, b = (load_file(os.path.join(tmp_path, d, "student", "diffusion_pytorch_model.safetensors")) for d in ("one", "two"))
+    a, b = (load_file(os.path.join(tmp_path, d, "student", "diffusion_pytorch_model.safetensors"))
+            for d in ("one", "two"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -115,7 +116,8 @@ def test_fid_samples_of_two_processes_are_the_samples_of_one(tmp_path):
     torch.set_num_threads(threads)
     assert torch.equal(metrics.read_samples(paths), one)
     scored = metrics.json.load(open(os.path.join(out, "metrics.json")))
-    assert scored["n_samples"] == 9 and scored["shape_fd"] == metrics.shape_metrics(one, metrics.load_classifier())["shape_fd"]
+    assert (scored["n_samples"] == 9
+            and scored["shape_fd"] == metrics.shape_metrics(one, metrics.load_classifier())["shape_fd"])
 
 
 def random_fid_inception(path):
@@ -151,4 +153,5 @@ def test_fid_and_the_teachers_fid_under_the_same_protocol(tmp_path, monkeypatch)
         paths = metrics.sample_paths(os.path.join(out, "fid_samples", name), 6)
         assert abs(scored[key] - metrics.fid(paths, stats=str(tmp_path / "stats.npz"), extractor=extractor)) < 1e-6
     assert scored["fid"] != scored["teacher_fid"] and scored["fid_mode"] == "legacy_pytorch"
-    assert scored["n_samples"] == 6 and scored["ddim_steps"] == 4 and str(tmp_path / "stats.npz") in scored["fid_reference"]
+    assert (scored["n_samples"] == 6 and scored["ddim_steps"] == 4
+            and str(tmp_path / "stats.npz") in scored["fid_reference"])

@@ -60,7 +60,8 @@ def test_depth_student_copies_kept_blocks_and_full_depth_is_the_teacher():
     x, step, y = torch.randn(3, 12, 16, 16), torch.tensor([5, 500, 999]), torch.tensor([0, 4, 9])
     full = depth_student(teacher, [0, 1, 2, 3])
     with torch.no_grad():
-        assert torch.equal(full(x, timestep=step, class_labels=y).sample, teacher(x, timestep=step, class_labels=y).sample)
+        assert torch.equal(full(x, timestep=step, class_labels=y).sample,
+                           teacher(x, timestep=step, class_labels=y).sample)
         assert not torch.allclose(student(x, timestep=step, class_labels=y).sample,
                                   teacher(x, timestep=step, class_labels=y).sample)
 
@@ -106,7 +107,8 @@ def test_vlb_zero_at_the_true_posterior_and_trains_only_v():
     assert eps.grad is None and v2.grad.abs().sum() > 0            # eps is held fixed: L_vlb only trains v
     # at t = 0 it is the decoder NLL in bits per dimension: positive, and lower for a closer mean
     t0 = torch.zeros(2, dtype=torch.long)
-    near = vlb_loss(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), x0[:2].clamp(-1, 1), x0[:2].clamp(-1, 1), t0, scheduler)
+    near = vlb_loss(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), x0[:2].clamp(-1, 1), x0[:2].clamp(-1, 1), t0,
+                    scheduler)
     assert (near > 0).all() and (near < 8 / math.log(2)).all()
 
 
@@ -145,7 +147,8 @@ def test_transformer_only_teacher_dir_and_sampling(tmp_path):
             "--out", out)
     assert p.returncode == 0, p.stderr[-2000:]
     student = DiTTransformer2DModel.from_pretrained(os.path.join(out, "student"))
-    assert student.config.num_layers == 3 and json.load(open(os.path.join(out, "args.json")))["keep_blocks"] == [0, 3, 5]
+    assert (student.config.num_layers == 3
+            and json.load(open(os.path.join(out, "args.json")))["keep_blocks"] == [0, 3, 5])
     p = run("--sample-from", os.path.join(out, "student"), "--vae", "pixel-unshuffle", "--sample-steps", "2",
             "--out", str(tmp_path / "grid"))
     assert p.returncode == 0 and os.path.exists(tmp_path / "grid" / "samples.png")

@@ -222,7 +222,8 @@ def drawn_sides(flip, cached, images, draws=40):
     if cached is not None:
         plain, mirror = torch.from_numpy(cached[:, 0]).float(), torch.from_numpy(cached[:, 1]).float()
     else:
-        plain, mirror = encode_latents(vae, to_model_range(images)), encode_latents(vae, to_model_range(images).flip(-1))
+        plain, mirror = (encode_latents(vae, to_model_range(images)),
+                         encode_latents(vae, to_model_range(images).flip(-1)))
     args = argparse.Namespace(flip=flip, sample_batch_size=4)                  # embedded images: 4 per VAE call
     idx = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))
     sides = []

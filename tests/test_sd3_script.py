@@ -242,7 +242,8 @@ def test_clip_scores_batched_equal_one_at_a_time(tmp_path):
     with torch.no_grad():
         for image, caption in zip(images, captions):                    # unbatched, cosine written out in float64
             inp = processor(text=[caption], images=[image], return_tensors="pt")
-            img = model.visual_projection(model.vision_model(pixel_values=inp["pixel_values"]).pooler_output)[0].double()
+            img = model.visual_projection(
+                model.vision_model(pixel_values=inp["pixel_values"]).pooler_output)[0].double()
             txt = model.text_projection(model.text_model(input_ids=inp["input_ids"]).pooler_output)[0].double()
             plain.append(max(0.0, 100 * float(img @ txt / (img.norm() * txt.norm()))))
     assert scores.dtype == torch.float64 and torch.allclose(scores, torch.tensor(plain, dtype=torch.float64), atol=1e-4)

@@ -21,9 +21,11 @@ def test_quick_study_outputs(tmp_path):
     runs = list(csv.DictReader(open(os.path.join(out, "runs.csv"))))
     methods, few = ["none", "outkd", "featkd", "outkd+featkd", "lift", "place"], ["none", "outkd", "place"]
     expected = [(m, "90%") for m in methods] + [(m, arm) for arm in ("70%", "90% GN>=2") for m in few]
-    assert sorted((r["method"], r["arm"], r["seed"]) for r in runs) == sorted((m, a, s) for m, a in expected for s in "01")
+    assert (sorted((r["method"], r["arm"], r["seed"]) for r in runs)
+            == sorted((m, a, s) for m, a in expected for s in "01"))
     assert all(float(r["shape_fd"]) > 0 and r["steps"] == "3" and r["diverged"] == "0" for r in runs)
-    assert {(r["arm"], r["percent_of_teacher"]) for r in runs} == {("90%", "2.9"), ("90% GN>=2", "2.9"), ("70%", "16.64")}
+    assert ({(r["arm"], r["percent_of_teacher"]) for r in runs}
+            == {("90%", "2.9"), ("90% GN>=2", "2.9"), ("70%", "16.64")})
     assert all(float(r["heldout_diffusion"]) > float(r["heldout_teacher_diffusion"]) > 0 for r in runs)
     held = list(csv.DictReader(open(os.path.join(out, "heldout.csv"))))
     assert len(held) == len(runs) * 4 and {h["step"] for h in held} == {"0", "1", "2", "3"}
@@ -38,7 +40,8 @@ def test_quick_study_outputs(tmp_path):
     p90, gn2 = (os.path.join(out, "inits", d, "pruned_init") for d in ("p90", "p90_gn2"))
     a, b = (load_file(os.path.join(d, "diffusion_pytorch_model.safetensors")) for d in (p90, gn2))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    per_group = lambda d: [g.num_channels // g.num_groups for g in load_unet(d).modules() if isinstance(g, torch.nn.GroupNorm)]
+    per_group = lambda d: [g.num_channels // g.num_groups for g in load_unet(d).modules()
+                           if isinstance(g, torch.nn.GroupNorm)]
     assert min(per_group(p90)) == 1 and min(per_group(gn2)) == 2
 
 
@@ -51,7 +54,8 @@ def test_width_regime_runs_random_init_copies_with_the_old_recipe():
     assert (run.dropout, run.flip, run.antithetic) == (0, 0, 0)
     args = study.parse_args(["--out", "/tmp/p"])
     run = train_unet_cifar.parse_args(study.run_argv(args, "place", "90% GN>=2", 0)[2])
-    assert run.student_init == study.init_dir(args, "prune 0.9 gn 2") and run.student_width is None and args.steps == 2000
+    assert (run.student_init == study.init_dir(args, "prune 0.9 gn 2") and run.student_width is None
+            and args.steps == 2000)
     assert (run.dropout, run.flip, run.antithetic, run.place_fitnet, run.eval_every) == (0.1, 1, 1, 1, 250)
 
 
@@ -69,7 +73,8 @@ def test_investigation_runs_change_one_setting_each():
             run = vars(train_unet_cifar.parse_args(argv))
             changed = {k for k in run if run[k] != base[k]} - {"kd", "out", "sample_every", "ckpt_every"}
             outs.add(out)
-            expected = {"--steps": {"steps"}, "--lr": {"lr"}, "--kd-weight": {"kd_weight"}, "--group-size": {"group_size"},
+            expected = {"--steps": {"steps"}, "--lr": {"lr"}, "--kd-weight": {"kd_weight"},
+                        "--group-size": {"group_size"},
                         "--prune-ratio": {"prune_ratio", "student_width"}}[flags[0]] if flags else set()
             assert changed == expected, (label, method, changed)
             assert steps == (4 * args.steps if flags[:2] == ["--steps", "x4"] else args.steps)

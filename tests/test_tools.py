@@ -104,7 +104,8 @@ def test_celeba_crop_is_ddims_box(tmp_path):
     Image.fromarray(img).save(tmp_path / "a.png")
     Image.new("RGB", (100, 100)).save(tmp_path / "small.png")
     x = data._load_image(str(tmp_path / "a.png"), 64, data.CELEBA_CROP)
-    assert x.shape == (3, 64, 64) and x[:, 1:-1, 1:-1].float().sub(torch.tensor([10., 200., 30.]).view(3, 1, 1)).abs().max() <= 1
+    assert (x.shape == (3, 64, 64)
+            and x[:, 1:-1, 1:-1].float().sub(torch.tensor([10., 200., 30.]).view(3, 1, 1)).abs().max() <= 1)
     with pytest.raises(data.DataError, match="smaller than the crop box"):
         data._load_image(str(tmp_path / "small.png"), 64, data.CELEBA_CROP)
 
@@ -335,7 +336,8 @@ def test_every_module_imports_and_every_import_is_pinned():
     import sys
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     local = {f[:-3] for f in os.listdir(repo) if f.endswith(".py")}
-    pinned = {line.split("==")[0].strip().lower().replace("-", "_") for line in open(os.path.join(repo, "requirements.txt"))
+    pinned = {line.split("==")[0].strip().lower().replace("-", "_")
+              for line in open(os.path.join(repo, "requirements.txt"))
               if "==" in line and not line.startswith("#")}
     aliases = {"PIL": "pillow", "cleanfid": "clean_fid", "torch_pruning": "torch_pruning", "safetensors": "safetensors",
                "huggingface_hub": "huggingface_hub"}
@@ -348,7 +350,8 @@ def test_every_module_imports_and_every_import_is_pinned():
             for top in {n.split(".")[0] for n in names}:
                 if top in local or top in sys.stdlib_module_names:
                     continue
-                assert aliases.get(top, top).lower() in pinned, f"{name}.py imports {top}, not pinned in requirements.txt"
+                assert aliases.get(top, top).lower() in pinned, \
+                    f"{name}.py imports {top}, not pinned in requirements.txt"
 
 
 def test_compiled_student_matches_eager():

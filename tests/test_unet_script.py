@@ -114,7 +114,8 @@ def test_teacher_dir_width_and_pruned_students(tmp_path):
 def test_cifar_tarball_trains(tmp_path):
     _cifar_tarball(tmp_path / "cifar-10-python.tar.gz", n_per_batch=4)
     out = str(tmp_path / "c")
-    p = run("--data-dir", str(tmp_path / "cifar-10-python.tar.gz"), "--batch-size", "4", "--fid-samples", "0", "--out", out)
+    p = run("--data-dir", str(tmp_path / "cifar-10-python.tar.gz"), "--batch-size", "4", "--fid-samples", "0",
+            "--out", out)
     assert p.returncode == 0, p.stderr[-2000:]
     assert len(rows(out)) == 4
 
