@@ -321,8 +321,8 @@ def depth_student(teacher, keep):
             parts[1] = str(keep[int(parts[1])])
         src = source[".".join(parts)]
         if src.shape != value.shape and "norm1_context.linear" in key:
-            # AdaLayerNormZero: (shift, scale, gate)_msa, (shift, scale, gate)_mlp -> AdaLayerNormContinuous:
-            # scale, shift
+            # AdaLayerNormZero's (shift, scale, gate)_msa, (shift, scale, gate)_mlp
+            # -> AdaLayerNormContinuous's (scale, shift)
             shift, scale = src.chunk(6, dim=0)[:2]
             src = torch.cat([scale, shift], dim=0)
         state[key] = src.clone()

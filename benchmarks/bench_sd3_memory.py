@@ -5,11 +5,11 @@
 
 The SD3-medium transformer is built from its config with random weights (memory and time do not depend on the
 values) and held as the frozen teacher in fp32 (autocast runs it in bf16); the student keeps --depths evenly spaced
-blocks (depth_student), in fp32 with gradient checkpointing, an EMA copy and AdamW: all as train_sd3.py holds them on
-CUDA. One step is what a train_sd3.py step runs: the teacher's forward, the student's forward and backward
-under bf16 autocast, diffusion + PLACE loss,
-gradient clipping, the optimizer step and the EMA update. Image 1024 x 1024 = 16 x 128 x 128 latents (4096 tokens),
-captions of 77 CLIP + 256 T5 tokens (333 x 4096) and a 2048-wide pooled embedding, as SD3 encodes them.
+blocks (depth_student), in fp32 with gradient checkpointing, an EMA copy and AdamW: all as train_sd3.py holds them
+on CUDA. One step is what a train_sd3.py step runs: the teacher's forward, the student's forward and backward under
+bf16 autocast, diffusion + PLACE loss, gradient clipping, the optimizer step and the EMA update. Image 1024 x 1024 =
+16 x 128 x 128 latents (4096 tokens), captions of 77 CLIP + 256 T5 tokens (333 x 4096) and a 2048-wide pooled
+embedding, as SD3 encodes them.
 """
 import argparse
 import copy
