@@ -214,14 +214,15 @@ def shape_metrics(images, classifier, labels=None, n_reference=10_000):
     return out
 
 
-def cached_reference(teacher_dir, settings, compute):
+def cached_reference(teacher_dir, teacher, settings, compute):
     """The teacher's offline metrics: read from TEACHER_DIR/reference_metrics.json when they were measured with
-    exactly these settings (the shipped tiny teachers' were), else compute() now."""
+    exactly these settings on these weights (its "weights" field is the teacher's weights_digest; the shipped tiny
+    teachers' are), else compute() now: a retrained teacher in the same folder is measured afresh."""
     cache = os.path.join(teacher_dir, "reference_metrics.json")
     if os.path.isfile(cache):
         with open(cache) as f:
             known = json.load(f)
-        if all(known.get(k) == v for k, v in settings.items()):
+        if all(known.get(k) == v for k, v in dict(settings, weights=weights_digest(teacher)).items()):
             return known
     return compute()
 

@@ -260,7 +260,7 @@ def teacher_metrics(args, teacher, vae, encode, null, device, rank, world):
     if args.data_dir is not None or args.fid_stats:
         m = evaluate(args, teacher, vae, encode, null, device, args.fid_samples, None, rank, world, "teacher")
         return m and dict(teacher_fid=m["fid"])
-    m = cached_reference(args.teacher, sampler_settings(args, args.fid_samples),
+    m = cached_reference(args.teacher, teacher, sampler_settings(args, args.fid_samples),
                          lambda: evaluate(args, teacher, vae, encode, null, device, args.fid_samples, None, rank,
                                           world, "teacher"))
     return m and dict(teacher_shape_fd=m["shape_fd"], teacher_class_accuracy=m["class_accuracy"])

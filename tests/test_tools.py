@@ -1,5 +1,6 @@
 """Properties of the shared pieces: data, checkpoints, EMA, students, feature hooks, loading."""
 import io
+import json
 import os
 import pickle
 import tarfile
@@ -7,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-from diffusers import UNet2DModel
+from diffusers import DiTTransformer2DModel, SD3Transformer2DModel, UNet2DModel
 from PIL import Image
 
 import common
@@ -108,6 +109,28 @@ def test_celeba_crop_is_ddims_box(tmp_path):
             and x[:, 1:-1, 1:-1].float().sub(torch.tensor([10., 200., 30.]).view(3, 1, 1)).abs().max() <= 1)
     with pytest.raises(data.DataError, match="smaller than the crop box"):
         data._load_image(str(tmp_path / "small.png"), 64, data.CELEBA_CROP)
+
+
+def test_teacher_reference_is_read_only_for_the_same_settings_and_weights(tmp_path):
+    unet = UNet2DModel(**TINY)
+    settings = dict(ddim_steps=50, n_samples=1000)
+    with open(tmp_path / "reference_metrics.json", "w") as f:
+        json.dump(dict(settings, weights=metrics.weights_digest(unet), shape_fd=1.5), f)
+    fresh = lambda: dict(shape_fd=7.0)
+    assert metrics.cached_reference(str(tmp_path), unet, settings, fresh)["shape_fd"] == 1.5
+    assert metrics.cached_reference(str(tmp_path), unet, dict(settings, ddim_steps=20), fresh)["shape_fd"] == 7.0
+    with torch.no_grad():
+        next(unet.parameters())[0] += 1e-3                                  # a retrained teacher in the same folder
+    assert metrics.cached_reference(str(tmp_path), unet, settings, fresh)["shape_fd"] == 7.0
+
+
+@pytest.mark.parametrize("name, cls", [("tiny_unet", UNet2DModel), ("tiny_dit", DiTTransformer2DModel),
+                                       ("tiny_sd3", SD3Transformer2DModel)])
+def test_shipped_reference_metrics_belong_to_the_shipped_weights(name, cls):
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", name)
+    with open(os.path.join(folder, "reference_metrics.json")) as f:
+        known = json.load(f)
+    assert known["weights"] == metrics.weights_digest(cls.from_pretrained(folder))
 
 
 def test_folder_fid_reference_is_its_own_images(tmp_path):
