@@ -329,8 +329,9 @@ def teacher_metrics(args, teacher, schedule, images, device, rank, world):
         return m and dict(teacher_fid=m["fid"])
     settings = dict(ddim_steps=args.ddim_steps, eta=args.eta, clip_sample=schedule["clip_sample"],
                     n_samples=args.fid_samples, sample_seed=args.seed)
-    m = cached_reference(args.teacher, teacher, settings, lambda: evaluate(args, teacher, schedule, images, device,
-                                                                   args.fid_samples, rank, world, "teacher"))
+    m = cached_reference(args.teacher, teacher, settings,
+                         lambda: evaluate(args, teacher, schedule, images, device, args.fid_samples, rank, world,
+                                          "teacher"))
     return m and dict(teacher_shape_fd=m["shape_fd"])
 
 

@@ -15,6 +15,7 @@ import common
 import data
 import metrics
 import models
+from helpers import REPO
 
 TINY = dict(models.DDPM_CIFAR10_CONFIG, block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8,
             down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
@@ -127,7 +128,7 @@ def test_teacher_reference_is_read_only_for_the_same_settings_and_weights(tmp_pa
 @pytest.mark.parametrize("name, cls", [("tiny_unet", UNet2DModel), ("tiny_dit", DiTTransformer2DModel),
                                        ("tiny_sd3", SD3Transformer2DModel)])
 def test_shipped_reference_metrics_belong_to_the_shipped_weights(name, cls):
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", name)
+    folder = os.path.join(REPO, "assets", name)
     with open(os.path.join(folder, "reference_metrics.json")) as f:
         known = json.load(f)
     assert known["weights"] == metrics.weights_digest(cls.from_pretrained(folder))
@@ -382,8 +383,7 @@ def test_compiled_student_matches_eager():
     to its norm) and keeps the state dict's keys, so checkpoints and EMA are unchanged."""
     import copy
     from models import Distillee, load_unet
-    eager = Distillee(load_unet(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
-                                             "tiny_unet_pruned70")))
+    eager = Distillee(load_unet(os.path.join(REPO, "assets", "tiny_unet_pruned70")))
     compiled = copy.deepcopy(eager)
     compiled.compile()
     g = torch.Generator().manual_seed(0)
