@@ -5,6 +5,7 @@ import copy
 import csv
 import glob
 import json
+import math
 import os
 import random
 import shlex
@@ -54,6 +55,8 @@ def add_training_args(parser, teacher_help, presets=("paper", "tiny", "smoke")):
     add("--steps", type=int)
     add("--batch-size", type=int, help="global batch (split over torchrun processes)")
     add("--lr", type=float)
+    add("--lr-schedule", choices=["constant", "cosine"], default="constant",
+        help="--lr throughout, or decayed from --lr to 0 along a half cosine over --steps")
     add("--ema", type=float, help="EMA decay")
     add("--clip", type=float, help="gradient-norm clip")
     add("--seed", type=int, default=0)
@@ -116,10 +119,10 @@ def teacher_prediction(args, teacher, hooks, *inputs, channels=None, **kwargs):
     return out, hooks.pop() if hooks is not None else []
 
 
-def log_row(args, step, loss, diffusion, kd, fit, eps_s, eps_t, seconds, grad_norm_max=None):
+def log_row(args, step, lr, loss, diffusion, kd, fit, eps_s, eps_t, seconds, grad_norm_max=None):
     """One CSV/progress-bar row; methods without their own fit log LIFT's per-(sample, channel) fit as a probe.
-    grad_norm_max: the largest pre-clip gradient norm since the previous row."""
-    row = dict(step=step, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=args.lr,
+    lr: the optimizer's at the step; grad_norm_max: the largest pre-clip gradient norm since the previous row."""
+    row = dict(step=step, loss=loss.item(), diffusion=diffusion.item(), kd=kd.item(), lr=lr,
                steps_per_s=args.log_every / max(seconds, 1e-9))
     if grad_norm_max is not None:
         row["grad_norm_max"] = grad_norm_max.item()
@@ -465,6 +468,20 @@ def backward(loss, args, step):
     (loss / args.grad_accum).backward()
 
 
+def lr_at(args, step):
+    """The learning rate of optimizer step `step` (from 0): a function of the step alone, so a resumed run follows the
+    schedule exactly (a resume with a new --steps stretches a cosine to the new end)."""
+    if args.lr_schedule == "cosine":
+        return args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+    return args.lr
+
+
+def set_lr(optimizer, args, step):
+    """Set every parameter group's learning rate to lr_at(args, step) before optimizer step `step`."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(args, step)
+
+
 def clip_gradients(model, args):
     """Clip the gradient norm to --clip; returns the norm before clipping."""
     return torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
@@ -570,7 +587,8 @@ def end_step(loop, step, grad_norm, loss, diffusion, kd, fit, pred_s, pred_t, **
     loop.peak = grad_norm if loop.peak is None else torch.maximum(loop.peak, grad_norm)
     inject_faults(done)
     if loop.rank == 0 and (done % args.log_every == 0 or done == args.steps):
-        row = log_row(args, done, loss, diffusion, kd, fit, pred_s, pred_t, loop.busy, loop.peak)
+        row = log_row(args, done, loop.optimizer.param_groups[0]["lr"], loss, diffusion, kd, fit, pred_s, pred_t,
+                      loop.busy, loop.peak)
         row.update({k: v.item() for k, v in extra.items()})
         loop.log.write({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
         loop.bar.set_postfix({k: f"{row[k]:.3g}" for k in ("diffusion", "vlb", "kd", "w", "slope") if k in row})

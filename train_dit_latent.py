@@ -70,7 +70,7 @@ import torch
 from common import (FEATURE_KD, LOG_COLUMNS, add_depth_args, add_training_args, autocast, backward, batch_latents,
                     check_depth_args, clip_gradients, depth_models, diffusion_loss, ema_update, end_step,
                     fail, fid_or_null, folder_latents, kd_loss, micro_batches, finish_run,
-                    resume_or_start, save_grid, setup_device, start_loop, start_run, student_and_ema,
+                    resume_or_start, save_grid, set_lr, setup_device, start_loop, start_run, student_and_ema,
                     teacher_prediction)
 from data import batch_indices, list_image_folder, make_shapes, to_model_range
 from metrics import (cached_reference, fid, guided_sample, load_classifier, read_samples, sample_generators,
@@ -322,6 +322,7 @@ def main(args):
             loss = diffusion + vlb + args.kd_weight * kd
             backward(loss, args, step)
         grad_norm = clip_gradients(model, args)
+        set_lr(optimizer, args, step)
         optimizer.step()
         ema_update(ema, model, args.ema, step)
         end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t, vlb=vlb)   # log, grid, checkpoint

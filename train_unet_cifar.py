@@ -129,7 +129,7 @@ import torch
 
 from common import (FEATURE_KD, add_training_args, antithetic_timesteps, apply_preset, autocast, backward,
                     check_flags, clip_gradients, CSVLog, diffusion_loss, ema_update, end_step, fail, fid_or_null,
-                    kd_loss, micro_batches, random_flip, finish_run, resume_or_start, save_grid,
+                    kd_loss, micro_batches, random_flip, finish_run, resume_or_start, save_grid, set_lr,
                     setup_device, start_loop, start_run, student_and_ema, teacher_prediction)
 from data import CELEBA_CROP, batch_indices, is_cifar10, load_images, make_shapes, to_model_range
 from lift import outkd_loss
@@ -399,6 +399,7 @@ def main(args):
             loss = diffusion + args.kd_weight * kd
             backward(loss, args, step)
         grad_norm = clip_gradients(model, args)
+        set_lr(optimizer, args, step)
         optimizer.step()
         ema_update(ema, model, args.ema, step, warmup=bool(args.ema_warmup))
         end_step(loop, step, grad_norm, loss, diffusion, kd, fit, eps_s, eps_t)   # log, eval, grid, checkpoint

@@ -2,15 +2,17 @@
 import json
 import math
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
 from diffusers import DDPMScheduler, DiTTransformer2DModel
 
+from common import lr_at
 from models import DIT_XL2_CONFIG, block_alignment, depth_student, dit_params, evenly_spaced
 from train_dit_latent import DIT_SCHEDULE, drop_labels, no_internal_label_dropout, vlb_loss
 from helpers import (LATENT_BAD_FLAGS, assert_ddp_smoke, assert_offline_fid_is_null, assert_one_line_error,
-                     assert_resumed_equals_straight, run_kd_method, run_script)
+                     assert_resumed_equals_straight, rows, run_kd_method, run_script)
 
 TINY_DIT = dict(num_attention_heads=2, attention_head_dim=8, in_channels=12, out_channels=24, num_layers=4,
                 sample_size=16, patch_size=2, num_embeds_ada_norm=10, norm_type="ada_norm_zero",
@@ -133,7 +135,11 @@ def test_ddp_on_cpu_two_processes(tmp_path):
 @pytest.mark.parametrize("fault", ["LIFT_KILL_AT_STEP", "LIFT_INTERRUPT_AT_STEP"])
 def test_killed_or_interrupted_and_resumed_equals_straight(fault, tmp_path):
     assert_resumed_equals_straight("train_dit_latent.py", fault, str(tmp_path / "straight"), str(tmp_path / "broken"),
-                                   ["--kd", "place", "--sample-every", "100", "--fid-samples", "0"])
+                                   ["--kd", "place", "--sample-every", "100", "--fid-samples", "0",
+                                    "--lr-schedule", "cosine"])
+    cosine = SimpleNamespace(lr=1e-3, steps=6, lr_schedule="cosine")        # the smoke preset's lr; the log shows
+    assert [float(r["lr"]) for r in rows(str(tmp_path / "straight"))] == [   # the optimizer's, so the schedule
+        pytest.approx(lr_at(cosine, step), rel=1e-5) for step in range(6)]   # reached it
 
 
 def test_offline_fid_is_null_with_the_reason(tmp_path):

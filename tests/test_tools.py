@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import tarfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -243,6 +244,17 @@ def test_ema_warms_up_then_follows_decay():
     ema.weight.data.fill_(0.0)
     common.ema_update(ema, model, 0.999, step=0, warmup=False)      # the authors': d = 0.999 from the first step
     assert ema.weight.item() == pytest.approx(0.001)
+
+
+def test_cosine_lr_falls_from_lr_to_zero_and_constant_stays():
+    cosine = SimpleNamespace(lr=1e-3, steps=100, lr_schedule="cosine")
+    lrs = [common.lr_at(cosine, step) for step in range(100)]
+    assert lrs[0] == 1e-3 and lrs[50] == pytest.approx(5e-4, rel=1e-12) and 0 < lrs[-1] < 1e-6
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+    common.set_lr(optimizer, cosine, 25)
+    assert optimizer.param_groups[0]["lr"] == lrs[25]
+    assert {common.lr_at(SimpleNamespace(lr=1e-3, steps=100, lr_schedule="constant"), s) for s in range(100)} == {1e-3}
 
 
 # ---------------------------------------------------------------- the authors' DDPM recipe
