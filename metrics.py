@@ -108,11 +108,11 @@ def write_samples(generate, n, folder, key, rank=0, world=1, batch_size=256, des
     """Make samples 0 .. n - 1 as PNG files in `folder`, every torchrun rank its own contiguous share.
 
     generate(first, b) -> uint8 (b, 3, H, W) must give sample j the same image whichever call makes it (one
-    generator per sample), so the folder is the same for any number of processes. `key` (sampler settings and the
-    model's weights_digest) is kept in folder/settings.json: a folder made with another key is emptied first, one
-    with the same key keeps its files (an interrupted evaluation goes on where it stopped). Past one barrier at the
-    start the ranks never meet in a collective (hours of sampling cannot hit NCCL's timeout): rank 0 returns the
-    n paths once every file is there, the other ranks when their share is written.
+    generator per sample), so the folder is the same for any number of processes (but for float rounding). `key`
+    (sampler settings and the model's weights_digest) is kept in folder/settings.json: a folder made with another key
+    is emptied first, one with the same key keeps its files (an interrupted evaluation goes on where it stopped).
+    Past one barrier at the start the ranks never meet in a collective (hours of sampling cannot hit NCCL's
+    timeout): rank 0 returns the n paths once every file is there, the other ranks when their share is written.
     """
     key = json.loads(json.dumps(key))               # what settings.json reads back
     settings = os.path.join(folder, "settings.json")

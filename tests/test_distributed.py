@@ -1,5 +1,6 @@
 """Work shared by processes and machines: FID samples on disk (every torchrun rank writes its share, the folder is
-the same for any number of processes, an interrupted evaluation goes on where it stopped) and a multi-node launch."""
+the same for any number of processes but for float rounding, an interrupted evaluation goes on where it stopped) and a
+multi-node launch."""
 import os
 import socket
 import subprocess
@@ -22,12 +23,22 @@ def tiny_generate(unet):
     return lambda first, b: metrics.ddim_sample(unet, DDPM_SCHEDULE, b, steps=3, seed=5, batch_size=2, first=first)
 
 
+def assert_same_but_for_rounding(a, b):
+    """uint8 images that are the same but where float rounding tipped a value over a .5 boundary: the convolutions'
+    kernels (and so their rounding) can depend on the batch size and the thread count, on some CPUs. At most one
+    level apart, at no more than 0.1 % of the values."""
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
+    diff = (a.int() - b.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() <= 1e-3
+
+
 def test_ddim_sample_j_is_the_same_in_any_call():
     unet = load_unet(TINY_UNET)
     whole = metrics.ddim_sample(unet, DDPM_SCHEDULE, 7, steps=3, seed=5, batch_size=4)
     parts = torch.cat([metrics.ddim_sample(unet, DDPM_SCHEDULE, b, steps=3, seed=5, batch_size=2, first=f)
                        for f, b in ((0, 3), (3, 1), (4, 3))])
-    assert torch.equal(whole, parts) and not torch.equal(whole[0], whole[1])
+    assert_same_but_for_rounding(whole, parts)
+    assert (whole[0].int() - whole[1].int()).abs().float().mean() > 10          # and the samples are not one image
 
 
 def _share(rank, world, port, folder, key):
@@ -53,10 +64,12 @@ def test_two_ranks_write_the_folder_one_process_writes(tmp_path):
     one = metrics.write_samples(tiny_generate(load_unet(TINY_UNET)), 7, str(tmp_path / "one"), key, batch_size=3)
     mp.spawn(_share, args=(2, free_port(), str(tmp_path / "two"), key), nprocs=2)
     assert sorted(files(tmp_path / "one")) == [f"{j:06d}.png" for j in range(7)] + ["settings.json"]
-    assert files(tmp_path / "one") == files(tmp_path / "two")
+    assert files(tmp_path / "one").keys() == files(tmp_path / "two").keys()
+    assert files(tmp_path / "one")["settings.json"] == files(tmp_path / "two")["settings.json"]
     images = metrics.read_samples(one)
-    assert images.shape == (7, 3, 32, 32) and images.dtype == torch.uint8
-    assert torch.equal(images, metrics.ddim_sample(load_unet(TINY_UNET), DDPM_SCHEDULE, 7, steps=3, seed=5))
+    assert images.shape == (7, 3, 32, 32)
+    assert_same_but_for_rounding(images, metrics.read_samples(metrics.sample_paths(str(tmp_path / "two"), 7)))
+    assert_same_but_for_rounding(images, metrics.ddim_sample(load_unet(TINY_UNET), DDPM_SCHEDULE, 7, steps=3, seed=5))
 
 
 def test_interrupted_samples_resume_and_another_key_starts_over(tmp_path):
