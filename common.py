@@ -478,8 +478,9 @@ def lr_at(args, step):
 
 def set_lr(optimizer, args, step):
     """Set every parameter group's learning rate to lr_at(args, step) before optimizer step `step`."""
+    lr = lr_at(args, step)
     for group in optimizer.param_groups:
-        group["lr"] = lr_at(args, step)
+        group["lr"] = lr
 
 
 def clip_gradients(model, args):
